@@ -1,0 +1,49 @@
+# vfio.migration — `make demo` runs the readiness demo, `make test` runs every test.
+# Both install what they need on a fresh Debian machine (root for apt).
+
+PYTHON      ?= python3
+VENV        := .venv
+PY          := $(VENV)/bin/python
+STAMP       := build/.stamp
+APT_PACKAGES := fuse3 mdevctl chromium qemu-system-x86 linux-image-amd64 linux-headers-amd64 \
+                linux-source-6.1 busybox-static openssh-server openssh-client kmod cpio xz-utils \
+                patch make gcc util-linux
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: demo test deps venv apt unit kernel-lab lint bench clean
+
+demo: deps
+	$(PY) demo/run_demo.py
+
+test: deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+deps: $(STAMP)-apt $(STAMP)-venv
+
+venv: $(STAMP)-venv
+$(STAMP)-venv: requirements.txt
+	@mkdir -p build
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	@touch $@
+
+apt: $(STAMP)-apt
+$(STAMP)-apt:
+	@mkdir -p build
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@touch $@
+
+unit: deps
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+kernel-lab: deps
+	$(PY) -m pytest tests/kernel -m kernel $(PYTEST_ARGS)
+
+clean:
+	-fusermount3 -uz build/demo/mnt 2>/dev/null
+	rm -rf build vfio-migration-report

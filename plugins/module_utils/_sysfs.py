@@ -1,0 +1,383 @@
+# -*- coding: utf-8 -*-
+# Copyright: vfio.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read-only view of the sysfs parts that matter for VFIO live migration.
+
+Everything here reads; nothing writes. A read that fails is returned as data
+(errno number, name and what it means) so discovery always finishes with what
+it could read. Only the Python standard library is used, so this runs on any
+managed host.
+
+Layout read (relative to ``sysfs_root``, ``/sys`` on a real host)::
+
+    class/mdev_bus/<parent>                      -> link into devices/...
+    <parent>/mdev_supported_types/<type>/{name,description,device_api,
+        available_instances,devices/,migration_version,version,migration/}
+    bus/mdev/devices/<uuid>                      -> <parent>/<uuid>
+    <parent>/<uuid>/{mdev_type ->, iommu_group ->, driver ->,
+        migration_version, migration/{self,compatible}}
+    bus/pci/devices/<bdf>  bound to vfio-pci or a vfio-pci variant driver
+"""
+
+import errno
+import os
+import re
+
+from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
+from ansible_collections.vfio.migration.plugins.module_utils import _version as V
+
+SCHEMA_VERSION = 1
+
+# The two attribute names the seeds define, preferred first (the 2020 v5
+# name superseded the 2019 one). These are also the only names the probe
+# module ever writes to.
+MIGRATION_ATTRIBUTES = ("migration_version", "version")
+
+# PATH_MAX: the seeds cap a migration version string at 4096 bytes.
+VERSION_MAX = 4096
+# Other attributes are small in a real kernel (one page); read a bounded amount.
+ATTR_READ_MAX = 65536
+
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+PCI_ADDR_RE = re.compile(r"^[0-9a-fA-F]{4,}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
+
+
+def is_vfio_pci_driver(name):
+    """``vfio-pci`` itself or a vendor variant such as ``mlx5_vfio_pci``."""
+    if not name:
+        return False
+    return "vfio_pci" in name.replace("-", "_")
+
+
+class Sysfs(object):
+    """Reads below one sysfs root and collects every problem it meets."""
+
+    def __init__(self, root="/sys"):
+        self.root = os.path.abspath(root or "/sys")
+        self.problems = []
+
+    # -- primitives -------------------------------------------------------
+
+    def path(self, *parts):
+        return os.path.join(self.root, *parts)
+
+    def note(self, exc, path, what):
+        rec = E.error_record(exc, path)
+        rec["what"] = what
+        self.problems.append(rec)
+        return rec
+
+    def read_raw(self, path, limit=ATTR_READ_MAX):
+        """Return ``(bytes, None)`` or ``(None, error_record)``."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                chunks = []
+                left = limit + 1
+                while left > 0:
+                    chunk = os.read(fd, min(left, 65536))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    left -= len(chunk)
+                return b"".join(chunks), None
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            return None, E.error_record(exc, path)
+
+    def read_text(self, path, limit=ATTR_READ_MAX, quiet_missing=True):
+        """Read a text attribute; trailing newlines removed, bounded in size.
+
+        Missing files give ``None`` silently (optional attributes); any other
+        failure is recorded in :attr:`problems` and gives ``None``.
+        """
+        data, err = self.read_raw(path, limit)
+        if err is not None:
+            if not (quiet_missing and err["errno"] == errno.ENOENT):
+                err["what"] = "read"
+                self.problems.append(err)
+            return None
+        truncated = len(data) > limit
+        text = data[:limit].decode("utf-8", "replace").rstrip("\n")
+        if truncated:
+            self.problems.append({"errno": None, "errno_name": None, "path": path, "what": "read",
+                                  "message": "attribute longer than %d bytes; truncated" % limit})
+        return text
+
+    def read_int(self, path):
+        text = self.read_text(path)
+        if text is None:
+            return None
+        try:
+            return int(text.strip(), 0)
+        except ValueError:
+            self.problems.append({"errno": None, "errno_name": None, "path": path, "what": "parse",
+                                  "message": "not an integer: %r" % text[:64]})
+            return None
+
+    def listdir(self, path, what="list"):
+        try:
+            return sorted(os.listdir(path))
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                self.note(exc, path, what)
+            return []
+
+    def link_name(self, path):
+        """Basename of where a sysfs link points (``driver``, ``iommu_group``)."""
+        try:
+            return os.path.basename(os.readlink(path).rstrip("/"))
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.EINVAL):
+                self.note(exc, path, "readlink")
+            return None
+
+    def realdir(self, path):
+        """Resolve a link such as ``class/mdev_bus/<parent>``; ``None`` if dangling."""
+        real = os.path.realpath(path)
+        if not os.path.isdir(real):
+            self.problems.append({"errno": errno.ENOENT, "errno_name": "ENOENT", "path": path,
+                                  "what": "resolve", "message": "link does not lead to a directory"})
+            return None
+        return real
+
+    # -- migration attributes ---------------------------------------------
+
+    def read_version(self, path):
+        """Read one migration version attribute.
+
+        Returns ``{"version": str|None, "error": record|None}``. A read that
+        fails is classified (``unsupported`` or ``error``); a value that is
+        not ASCII or longer than PATH_MAX is refused as the seeds require.
+        """
+        data, err = self.read_raw(path, VERSION_MAX + 1)
+        if err is not None:
+            err["means"] = E.read_error_means(err["errno"])
+            return {"version": None, "error": err}
+        problem = V.version_problem(data.rstrip(b"\n"))
+        if problem:
+            return {"version": None, "error": {"errno": None, "errno_name": None, "path": path,
+                                               "message": problem, "means": E.UNSUPPORTED}}
+        return {"version": data.rstrip(b"\n").decode("ascii"), "error": None}
+
+    def read_layout(self, migration_dir):
+        """Read the proposed ``migration/self`` and ``migration/compatible``.
+
+        Each may be a multi-line ``key=value`` file or a directory with one
+        file per key (both proposals of seed 001). ``compatible`` may hold
+        several blocks separated by blank lines.
+        """
+        out = {"self": None, "compatible": None, "error": None}
+        for part in ("self", "compatible"):
+            p = os.path.join(migration_dir, part)
+            if os.path.isdir(p):
+                block = {}
+                for key in self.listdir(p):
+                    val = self.read_text(os.path.join(p, key), quiet_missing=False)
+                    if val is not None:
+                        block[key] = val.strip()
+                text = "\n".join("%s=%s" % kv for kv in sorted(block.items()))
+            elif os.path.lexists(p):
+                data, err = self.read_raw(p)
+                if err is not None:
+                    err["means"] = E.read_error_means(err["errno"])
+                    out["error"] = err
+                    continue
+                text = data.decode("utf-8", "replace")
+            else:
+                continue
+            try:
+                blocks = V.parse_kv_blocks(text)
+            except ValueError as exc:
+                out["error"] = {"errno": None, "errno_name": None, "path": p,
+                                "message": str(exc), "means": E.UNSUPPORTED}
+                continue
+            if part == "self":
+                out["self"] = blocks[0] if blocks else {}
+            else:
+                out["compatible"] = blocks
+        return out
+
+    def migration(self, dirpath, names=MIGRATION_ATTRIBUTES):
+        """Summarise every migration attribute found in ``dirpath``.
+
+        ``supported`` is True when a version could be read, False when the
+        attribute is absent or its read says "cannot migrate", and None when
+        the read failed for a reason that tells nothing (EACCES, EIO...).
+        """
+        attributes = {}
+        for name in names:
+            p = os.path.join(dirpath, name)
+            if os.path.lexists(p):
+                attributes[name] = dict(self.read_version(p), path=p)
+        rec = {"attribute": None, "path": None, "supported": False, "version": None,
+               "error": None, "attributes": attributes, "self": None, "compatible": None}
+        mdir = os.path.join(dirpath, "migration")
+        if os.path.isdir(mdir):
+            layout = self.read_layout(mdir)
+            rec["self"], rec["compatible"] = layout["self"], layout["compatible"]
+            if layout["error"] and not attributes:
+                rec["error"] = layout["error"]
+        for name in names:
+            a = attributes.get(name)
+            if a is None:
+                continue
+            rec["attribute"], rec["path"] = name, a["path"]
+            if a["error"] is None:
+                rec.update(supported=True, version=a["version"], error=None)
+                return rec
+            rec["error"] = a["error"]
+            rec["supported"] = None if a["error"]["means"] == E.ERROR else False
+        if rec["attribute"] is None and rec["self"] is not None:
+            rec.update(attribute="migration/self", path=os.path.join(mdir, "self"),
+                       supported=True, error=None)
+        elif rec["attribute"] is None and rec["error"] is not None:
+            rec["supported"] = None if rec["error"]["means"] == E.ERROR else False
+        return rec
+
+    # -- identity ---------------------------------------------------------
+
+    def module_version(self, devdir, driver):
+        """Version of the module behind ``driver`` (``module/version``)."""
+        for p in (os.path.join(devdir, "driver", "module", "version"),
+                  self.path("module", driver or "", "version") if driver else None,
+                  self.path("module", (driver or "").replace("-", "_"), "version") if driver else None):
+            if p and os.path.exists(p):
+                v = self.read_text(p)
+                if v:
+                    return v.strip()
+        return None
+
+    def identity(self, devdir):
+        """PCI ids, driver, module version, NUMA node of a device directory."""
+        ident = {"path": devdir, "bus": self.link_name(os.path.join(devdir, "subsystem"))}
+        for key in ("vendor", "device", "subsystem_vendor", "subsystem_device", "class", "revision"):
+            p = os.path.join(devdir, key)
+            if os.path.exists(p):
+                ident[key] = (self.read_text(p) or "").strip() or None
+        driver = self.link_name(os.path.join(devdir, "driver"))
+        ident["driver"] = driver
+        ident["driver_version"] = self.module_version(devdir, driver)
+        numa = os.path.join(devdir, "numa_node")
+        ident["numa_node"] = self.read_int(numa) if os.path.exists(numa) else None
+        if ident["bus"] == "css" or os.path.exists(os.path.join(devdir, "type")) and ident["bus"] != "pci":
+            st = os.path.join(devdir, "type")
+            if os.path.exists(st):
+                ident["subchannel_type"] = (self.read_text(st) or "").strip() or None
+        group = self.link_name(os.path.join(devdir, "iommu_group"))
+        if group is not None:
+            ident["iommu_group"] = group
+        return ident
+
+    # -- enumeration ------------------------------------------------------
+
+    def mdev_type(self, typedir):
+        t = {}
+        for key in ("name", "description", "device_api"):
+            p = os.path.join(typedir, key)
+            t[key] = self.read_text(p) if os.path.exists(p) else None
+        t["available_instances"] = self.read_int(os.path.join(typedir, "available_instances"))
+        t["devices"] = [d for d in self.listdir(os.path.join(typedir, "devices")) if UUID_RE.match(d)]
+        t["migration"] = self.migration(typedir)
+        return t
+
+    def mdev_parents(self):
+        parents = {}
+        for name in self.listdir(self.path("class", "mdev_bus"), "list mdev parents"):
+            devdir = self.realdir(self.path("class", "mdev_bus", name))
+            if devdir is None:
+                continue
+            parent = self.identity(devdir)
+            types = {}
+            tdir = os.path.join(devdir, "mdev_supported_types")
+            for type_id in self.listdir(tdir, "list mdev types"):
+                typedir = os.path.join(tdir, type_id)
+                if os.path.isdir(typedir):
+                    types[type_id] = self.mdev_type(typedir)
+            parent["types"] = types
+            parents[name] = parent
+        return parents
+
+    def mdev_devices(self):
+        devices = {}
+        for uuid in self.listdir(self.path("bus", "mdev", "devices"), "list mdev devices"):
+            devdir = self.realdir(self.path("bus", "mdev", "devices", uuid))
+            if devdir is None:
+                continue
+            dev = {
+                "path": devdir,
+                "parent": os.path.basename(os.path.dirname(devdir)),
+                "mdev_type": self.link_name(os.path.join(devdir, "mdev_type")),
+                "iommu_group": self.link_name(os.path.join(devdir, "iommu_group")),
+                "driver": self.link_name(os.path.join(devdir, "driver")),
+                "migration": self.migration(devdir, names=("migration_version",)),
+            }
+            devices[uuid] = dev
+        return devices
+
+    def physical_functions(self):
+        """VFIO PCI functions: bound to vfio-pci or a vfio-pci variant driver."""
+        funcs = {}
+        base = self.path("bus", "pci", "devices")
+        for bdf in self.listdir(base, "list pci devices"):
+            link = os.path.join(base, bdf)
+            driver = self.link_name(os.path.join(link, "driver"))
+            if not is_vfio_pci_driver(driver):
+                continue
+            devdir = self.realdir(link)
+            if devdir is None:
+                continue
+            fn = self.identity(devdir)
+            fn["type"] = physical_type(fn)
+            fn["migration"] = self.migration(devdir, names=("migration_version",))
+            funcs[bdf] = fn
+        return funcs
+
+
+def physical_type(fn):
+    """The "type" of a physical function (seed 001: a signature standing in
+    for the mdev type): its PCI vendor and device ids."""
+    def hex4(v):
+        return (v or "").lower().replace("0x", "").zfill(4)
+    return "pci-%s:%s" % (hex4(fn.get("vendor")), hex4(fn.get("device")))
+
+
+def add_udev_names(parents, physical):
+    """Add hwdb vendor/model names from udev where pyudev is installed."""
+    try:
+        import pyudev  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        return False
+    try:
+        ctx = pyudev.Context()
+    except Exception:  # pylint: disable=broad-except
+        return False
+    for rec in list(parents.values()) + list(physical.values()):
+        try:
+            dev = pyudev.Devices.from_sys_path(ctx, rec["path"])
+            props = dev.properties
+            rec["udev"] = {
+                "vendor_name": props.get("ID_VENDOR_FROM_DATABASE"),
+                "model_name": props.get("ID_MODEL_FROM_DATABASE"),
+            }
+        except Exception:  # pylint: disable=broad-except
+            continue
+    return True
+
+
+def gather(root="/sys", use_udev=True):
+    """Collect ``vfio_mdev`` facts below ``root``."""
+    fs = Sysfs(root)
+    facts = {"schema_version": SCHEMA_VERSION, "sysfs_root": fs.root}
+    if not os.path.isdir(fs.root):
+        facts.update(parents={}, devices={}, physical={}, udev=False,
+                     errors=[{"errno": errno.ENOENT, "errno_name": "ENOENT", "path": fs.root,
+                              "what": "sysfs_root", "message": "sysfs_root is not a directory"}])
+        return facts
+    facts["parents"] = fs.mdev_parents()
+    facts["devices"] = fs.mdev_devices()
+    facts["physical"] = fs.physical_functions()
+    facts["udev"] = bool(use_udev and fs.root == "/sys" and add_udev_names(facts["parents"], facts["physical"]))
+    facts["errors"] = fs.problems
+    return facts

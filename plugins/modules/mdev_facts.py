@@ -1,0 +1,188 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: vfio.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: mdev_facts
+short_description: Discover VFIO mediated devices and their live-migration attributes
+version_added: 0.1.0
+description:
+  - Reads, and never writes, the sysfs attributes that decide whether a VM with a
+    VFIO mediated device (vGPU, mdev serial or crypto device) or a migratable VFIO PCI
+    function can be live-migrated to another host.
+  - Enumerates mdev parents (C(class/mdev_bus/*)), each parent's supported types with
+    C(name), C(description), C(device_api), C(available_instances) and instances, the
+    mdev instances under C(bus/mdev/devices), and PCI functions bound to C(vfio-pci) or a
+    vfio-pci variant driver such as C(mlx5_vfio_pci).
+  - Reads every migration attribute the kernel proposals define, C(migration_version)
+    and the older C(version) at the type, C(migration_version) at the device, and the
+    proposed C(migration/self) and C(migration/compatible) layout.
+  - A read that fails is reported as data with its errno (for example C(ENODEV)) and
+    what it means (C(unsupported) or C(error)); discovery always finishes with what it
+    could read and lists what it could not under C(errors).
+  - Where the managed host has C(pyudev) and O(sysfs_root) is C(/sys), hwdb vendor and
+    model names are added to each parent. C(pyudev) is never required.
+  - Can run as a fact module of M(ansible.builtin.gather_facts) through the
+    C(facts_modules) setting.
+author:
+  - vfio.migration contributors
+options:
+  sysfs_root:
+    description:
+      - Where sysfs is mounted. Point it at a copy or an emulated tree for tests.
+    type: path
+    default: /sys
+  use_udev:
+    description:
+      - Add udev hwdb names of parent devices when C(pyudev) is importable and
+        O(sysfs_root) is C(/sys).
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads; check mode changes nothing about what it does.
+  diff_mode:
+    support: none
+  facts:
+    support: full
+  platform:
+    platforms: posix
+notes:
+  - Runs with the Python standard library only.
+  - The facts are also the input of the C(vfio.migration.matrix) role and the
+    C(vfio.migration.compat_matrix) filter.
+seealso:
+  - module: vfio.migration.migration_probe
+"""
+
+EXAMPLES = r"""
+- name: Discover mdev parents, types and instances
+  vfio.migration.mdev_facts:
+
+- name: Show the migration version of each Intel GVT-g type
+  ansible.builtin.debug:
+    msg: "{{ item.key }}: {{ item.value.migration.version }}"
+  loop: "{{ ansible_facts.vfio_mdev.parents['0000:00:02.0'].types | dict2items }}"
+
+- name: Read an emulated tree instead of the host's sysfs
+  vfio.migration.mdev_facts:
+    sysfs_root: /srv/fixtures/host1/sys
+
+# In ansible.cfg, gather these facts with the usual fact gathering:
+# [defaults]
+# facts_modules = ansible.builtin.setup, vfio.migration.mdev_facts
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts to add to ansible_facts.
+  returned: always
+  type: dict
+  contains:
+    vfio_mdev:
+      description: What the host offers for VFIO live migration.
+      returned: always
+      type: dict
+      contains:
+        schema_version:
+          description: Version of this structure; grows only when it changes incompatibly.
+          type: int
+          returned: always
+          sample: 1
+        sysfs_root:
+          description: The sysfs root that was read.
+          type: str
+          returned: always
+          sample: /sys
+        parents:
+          description:
+            - mdev parent devices by name (the entry under C(class/mdev_bus)), each with its
+              identity (C(path), C(bus), C(vendor), C(device), C(subsystem_vendor),
+              C(subsystem_device), C(class), C(driver), C(driver_version), C(numa_node),
+              C(iommu_group), C(udev)) and C(types).
+            - Each type by type id has C(name), C(description), C(device_api),
+              C(available_instances), C(devices) (instance uuids) and C(migration).
+            - C(migration) has C(attribute) (C(migration_version), C(version),
+              C(migration/self) or null), C(path), C(supported) (true, false, or null when
+              a read failed for a reason that tells nothing, such as EACCES),
+              C(version), C(error) (C(errno), C(errno_name), C(message), C(means)),
+              C(attributes) (every migration attribute found, by name), C(self) and
+              C(compatible) (the parsed proposal layout, when present).
+          type: dict
+          returned: always
+          sample:
+            "0000:00:02.0":
+              vendor: "0x8086"
+              device: "0x193b"
+              driver: i915
+              driver_version: null
+              numa_node: 0
+              types:
+                i915-GVTg_V5_4:
+                  name: GVTg_V5_4
+                  device_api: vfio-pci
+                  available_instances: 2
+                  devices: ["5ac1fb20-2bbf-4842-bb7e-36c58c3be9cd"]
+                  migration:
+                    attribute: version
+                    supported: true
+                    version: 00028086-193b-i915-GVTg_V5_4
+                    error: null
+        devices:
+          description:
+            - mdev instances by uuid with C(parent), C(mdev_type), C(iommu_group), C(driver),
+              C(path) and C(migration) (the device-level C(migration_version) and layout).
+          type: dict
+          returned: always
+          sample:
+            5ac1fb20-2bbf-4842-bb7e-36c58c3be9cd:
+              parent: "0000:00:02.0"
+              mdev_type: i915-GVTg_V5_4
+              iommu_group: "1"
+              migration: {attribute: null, supported: false, version: null, error: null}
+        physical:
+          description:
+            - PCI functions bound to vfio-pci or a vfio-pci variant driver, by PCI address,
+              with identity, C(type) (a C(pci-VVVV:DDDD) signature that stands in for the
+              mdev type) and C(migration) at the device node.
+          type: dict
+          returned: always
+        udev:
+          description: Whether udev hwdb names were added.
+          type: bool
+          returned: always
+        errors:
+          description:
+            - What could not be read, each with C(path), C(what), C(errno), C(errno_name)
+              and C(message). Failed migration attribute reads are reported at the
+              attribute instead.
+          type: list
+          elements: dict
+          returned: always
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.vfio.migration.plugins.module_utils._sysfs import gather
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            sysfs_root=dict(type="path", default="/sys"),
+            use_udev=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    facts = gather(module.params["sysfs_root"], use_udev=module.params["use_udev"])
+    module.exit_json(changed=False, ansible_facts={"vfio_mdev": facts})
+
+
+if __name__ == "__main__":
+    main()
