@@ -1,0 +1,215 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: vfio.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: migration_probe
+short_description: Ask a target host's VFIO drivers whether they accept source migration versions
+version_added: 0.1.0
+description:
+  - Runs on a migration B(target). For each check it writes a source device's
+    migration version to the target's C(migration_version) (or older C(version))
+    attribute and reports the driver's answer. The write asks; it changes nothing.
+  - Without O(checks[].device) the write goes to the type-level attribute of every parent
+    offering the type (C(class/mdev_bus/<parent>/mdev_supported_types/<type>/)), the
+    check the kernel proposals allow before a device exists. Every such parent is
+    checked and reported. With O(checks[].device) it goes to that instance's attribute
+    (C(bus/mdev/devices/<uuid>/migration_version)) or a VFIO PCI function's
+    (C(bus/pci/devices/<address>/migration_version)).
+  - Types must match before anything is written; a target without the type reports
+    C(missing_type).
+  - "One invocation handles a whole batch: give one check per distinct source
+    (type, version) class, not one per source host. Checks that would write the same
+    version to the same attribute share one write."
+  - "Verdicts: the write returned its length: C(compatible). C(EINVAL) or another vendor
+    errno: C(incompatible). No attribute, C(ENODEV), C(ENXIO), C(EOPNOTSUPP), C(ENOSYS), or a
+    failed read of the target's own version that says it cannot migrate: C(unsupported).
+    C(EACCES), C(EPERM), C(EIO), C(ETIMEDOUT), C(EBUSY), C(EAGAIN) and other signs that
+    the driver could not be asked: C(error), never C(incompatible)."
+  - "Safety: every check is validated before anything is written and one bad check
+    refuses the whole batch. Versions must be 1 to 4096 bytes of printable ASCII without
+    NUL or line breaks (one trailing newline is ignored); ids, types and parents must not
+    contain C(/) or C(..); devices must be an mdev uuid or a PCI address. Only attributes
+    named C(migration_version) or C(version) whose resolved path stays below O(sysfs_root)
+    are written, opened without creating or truncating anything. On a file system that is
+    not sysfs nothing is written unless O(allow_non_sysfs=true)."
+  - Each write runs in a child process with a time limit (O(timeout)), so a driver that
+    hangs gives an C(error) result with C(ETIMEDOUT) instead of a hung play.
+author:
+  - vfio.migration contributors
+options:
+  checks:
+    description: The source versions to try on this host.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      id:
+        description: Your label for the check, returned with each result.
+        type: str
+        required: true
+      mdev_type:
+        description:
+          - The source device's mdev type id, for example C(i915-GVTg_V5_4), or for a
+            VFIO PCI function its C(pci-VVVV:DDDD) signature from M(vfio.migration.mdev_facts).
+        type: str
+        required: true
+      version:
+        description: The source's migration version string, as read from its attribute.
+        type: str
+        required: true
+      parent:
+        description: Only check this parent (a name under C(class/mdev_bus), or a PCI address).
+        type: str
+      device:
+        description: Write to this existing instance (mdev uuid) or VFIO PCI function (address).
+        type: str
+  sysfs_root:
+    description: Where sysfs is mounted.
+    type: path
+    default: /sys
+  allow_non_sysfs:
+    description:
+      - Allow writes on a file system that is not sysfs, such as a FUSE emulator or a
+        test tree. Off by default so that a mistyped O(sysfs_root) writes nothing.
+    type: bool
+    default: false
+  timeout:
+    description: Seconds to wait for one write's answer before reporting C(error).
+    type: float
+    default: 10
+  parallel:
+    description: How many writes may be outstanding at once (different attributes).
+    type: int
+    default: 8
+attributes:
+  check_mode:
+    support: full
+    description:
+      - The probe runs in check mode too. Writing a version asks the driver a question
+        and changes no state, so C(changed) is always false.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - Runs with the Python standard library only.
+  - The C(vfio.migration.matrix) role builds the batches from M(vfio.migration.mdev_facts)
+    of the source hosts.
+seealso:
+  - module: vfio.migration.mdev_facts
+"""
+
+EXAMPLES = r"""
+- name: Would this host take an Intel GVT-g V5_4 vGPU from a gen9 source?
+  vfio.migration.migration_probe:
+    checks:
+      - id: gvt-v5-4
+        mdev_type: i915-GVTg_V5_4
+        version: 00028086-193b-i915-GVTg_V5_4
+  register: probe
+
+- name: Show each parent's answer
+  ansible.builtin.debug:
+    msg: "{{ item.parent }} {{ item.status }} {{ item.errno_name | default('') }}"
+  loop: "{{ probe.results }}"
+
+- name: Ask an existing instance instead of the type
+  vfio.migration.migration_probe:
+    checks:
+      - id: running-vm
+        mdev_type: nvidia-257
+        version: 000210de-nvidia-257-2.3
+        device: 2f8e1a3c-4b5d-4e6f-8a9b-0c1d2e3f4a5b
+"""
+
+RETURN = r"""
+results:
+  description: One entry per check and target parent (several when several parents offer the type).
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: The check's id.
+      type: str
+      sample: gvt-v5-4
+    mdev_type:
+      description: The check's type.
+      type: str
+      sample: i915-GVTg_V5_4
+    parent:
+      description: The target parent that answered, or null when none offers the type.
+      type: str
+      sample: "0000:00:02.0"
+    device:
+      description: The instance or PCI function written to, when the check named one.
+      type: str
+      sample: null
+    attribute:
+      description: The resolved path written to, or null when nothing was written.
+      type: str
+      sample: /sys/devices/pci0000:00/0000:00:02.0/mdev_supported_types/i915-GVTg_V5_4/version
+    status:
+      description: C(compatible), C(incompatible), C(unsupported), C(missing_type) or C(error).
+      type: str
+      sample: compatible
+    errno:
+      description: The errno of the write (or of the failed read), null on success.
+      type: int
+      sample: 22
+    errno_name:
+      description: The symbolic errno name.
+      type: str
+      sample: EINVAL
+    message:
+      description: What happened, in words.
+      type: str
+      sample: target refused the source version (EINVAL)
+    target_version:
+      description: The target's own version read from the same attribute, when readable.
+      type: str
+      sample: 00028086-193b-i915-GVTg_V5_4
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.vfio.migration.plugins.module_utils._probe import Prober, ProbeInputError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            checks=dict(type="list", elements="dict", required=True, options=dict(
+                id=dict(type="str", required=True),
+                mdev_type=dict(type="str", required=True),
+                version=dict(type="str", required=True, no_log=False),
+                parent=dict(type="str"),
+                device=dict(type="str"),
+            )),
+            sysfs_root=dict(type="path", default="/sys"),
+            allow_non_sysfs=dict(type="bool", default=False),
+            timeout=dict(type="float", default=10.0),
+            parallel=dict(type="int", default=8),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    if p["timeout"] <= 0 or p["parallel"] < 1:
+        module.fail_json(msg="timeout must be > 0 and parallel >= 1; nothing written")
+    prober = Prober(p["sysfs_root"], allow_non_sysfs=p["allow_non_sysfs"],
+                    timeout=p["timeout"], parallel=p["parallel"])
+    try:
+        results = prober.run(p["checks"])
+    except ProbeInputError as exc:
+        module.fail_json(msg=str(exc), results=[])
+    module.exit_json(changed=False, results=results)
+
+
+if __name__ == "__main__":
+    main()
