@@ -1,0 +1,110 @@
+# -*- coding: utf-8 -*-
+# Copyright: vfio.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fleet filters: probe batches, the compatibility matrix, targets and drain plans.
+
+Documentation of each filter is in the YAML file of the same name beside
+this one (``ansible-doc -t filter vfio.migration.compat_matrix``).
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
+
+FACTS_VAR = "vfio_mdev"
+STATE_VAR = "vfio_migration_state"
+PROBE_VAR = "vfio_migration_probe_result"
+
+
+def _plain(value):
+    """Turn Ansible's lazy containers into plain dicts and lists, once per host."""
+    if isinstance(value, dict) or hasattr(value, "items") and not isinstance(value, (str, bytes)):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def host_inputs(hostvars, hosts):
+    """Extract what the matrix needs from ``hostvars`` for ``hosts``."""
+    if not isinstance(hosts, (list, tuple)) or not all(isinstance(h, str) for h in hosts):
+        raise AnsibleFilterError("hosts must be a list of inventory host names")
+    out = {}
+    for host in hosts:
+        try:
+            hv = hostvars[host]
+        except (KeyError, TypeError):
+            out[host] = {"state": "unknown", "reason": "not in hostvars", "facts": None, "probe": None}
+            continue
+        state = _plain(hv.get(STATE_VAR)) or {}
+        facts = _plain((hv.get("ansible_facts") or {}).get(FACTS_VAR))
+        out[host] = {
+            "state": state.get("state") or ("ok" if facts else "unknown"),
+            "reason": state.get("reason") or (None if facts else "facts were not gathered"),
+            "facts": facts,
+            "probe": _plain(hv.get(PROBE_VAR)),
+        }
+    return out
+
+
+def _hosts_arg(data, hosts):
+    if hosts is None:
+        if isinstance(data, dict) and all(isinstance(v, dict) and "state" in v for v in data.values()):
+            return _plain(data)  # already host inputs
+        raise AnsibleFilterError("give the list of hosts: hostvars | %s(ansible_play_hosts_all)")
+    return host_inputs(data, hosts)
+
+
+def _matrix_arg(matrix, name):
+    if not isinstance(matrix, dict) or matrix.get("schema_version") != M.SCHEMA_VERSION or "verdicts" not in matrix:
+        raise AnsibleFilterError("%s expects the output of vfio.migration.compat_matrix" % name)
+    return matrix
+
+
+def probe_batches(data, hosts=None):
+    """``{target_host: [checks]}``: one check per source version class the target offers."""
+    return M.probe_batches(_hosts_arg(data, hosts))
+
+
+def compat_matrix(data, hosts=None):
+    """The source-class x target matrix from hostvars (facts, probe results, states)."""
+    return M.compat_matrix(_hosts_arg(data, hosts))
+
+
+def matrix_cells(matrix):
+    """The matrix spread out per source host, parent, type and instances x target host, parent."""
+    return M.expand_cells(_matrix_arg(matrix, "matrix_cells"))
+
+
+def migration_targets(matrix, source_host, device=None, mdev_type=None, exclude=None):
+    """Compatible targets of a source host or instance, most free capacity first."""
+    m = _matrix_arg(matrix, "migration_targets")
+    if source_host not in m["hosts"]:
+        raise AnsibleFilterError("migration_targets: %r is not a host of the matrix" % (source_host,))
+    return M.migration_targets(m, source_host, device=device, mdev_type=mdev_type, exclude=tuple(exclude or ()))
+
+
+def drain_plan(matrix, drain_hosts):
+    """Placements for every instance on the drained hosts, or why it is stranded."""
+    if isinstance(drain_hosts, str):
+        drain_hosts = [drain_hosts]
+    if not isinstance(drain_hosts, (list, tuple)):
+        raise AnsibleFilterError("drain_plan: drain_hosts must be a list of host names")
+    return M.drain_plan(_matrix_arg(matrix, "drain_plan"), list(drain_hosts))
+
+
+def stranded_message(plan):
+    """A readable list of every stranded instance and why."""
+    return M.stranded_message(plan)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "probe_batches": probe_batches,
+            "compat_matrix": compat_matrix,
+            "matrix_cells": matrix_cells,
+            "migration_targets": migration_targets,
+            "drain_plan": drain_plan,
+            "stranded_message": stranded_message,
+        }

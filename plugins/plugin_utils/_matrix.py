@@ -1,0 +1,368 @@
+# -*- coding: utf-8 -*-
+# Copyright: vfio.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fleet compatibility: from per-host facts and probe results to a matrix and a plan.
+
+Everything here is a pure function of plain data, run on the controller.
+
+Sources are grouped into *classes*: one class per distinct (mdev type,
+migration version), or per distinct ``migration/self`` for drivers that publish
+the proposal layout. A target is asked once per class, never once per source
+host, so the work grows with classes x targets. The matrix keeps verdicts at
+that granularity; :func:`expand_cells` spreads them over source hosts, parents
+and instances only when a report asks for it.
+
+Host input (one dict per inventory host)::
+
+    {"state": "ok" | "unreachable" | "failed",   # of fact gathering
+     "reason": str | None,
+     "facts": <ansible_facts.vfio_mdev> | None,
+     "probe": <migration_probe result dict> | None}
+"""
+
+import json
+
+from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
+from ansible_collections.vfio.migration.plugins.module_utils import _version as V
+
+SCHEMA_VERSION = 1
+
+# Ranking of statuses when a host pair has several parents: the best first.
+STATUS_ORDER = (E.COMPATIBLE, E.INCOMPATIBLE, E.UNSUPPORTED, E.MISSING_TYPE, E.ERROR, E.UNKNOWN)
+_RANK = {s: i for i, s in enumerate(STATUS_ORDER)}
+
+
+def best_status(statuses):
+    """The most useful status among parents: compatible wins, unknown loses."""
+    return min(statuses, key=lambda s: _RANK.get(s, len(_RANK)), default=E.UNKNOWN)
+
+
+# -- sources and classes ------------------------------------------------------
+
+def _layout_key(self_block):
+    return "self:" + json.dumps(self_block, sort_keys=True, separators=(",", ":"))
+
+
+def source_entries(host, facts):
+    """Every migratable unit a host could send: (type, parent) rows with their instances.
+
+    Yields dicts ``{host, parent, mdev_type, kind, key, version, self, devices,
+    available_instances, supported, reason}``, where ``key`` identifies the class
+    (``None`` when the source cannot migrate: ``reason`` says why).
+    """
+    rows = []
+    for parent, p in sorted((facts.get("parents") or {}).items()):
+        for type_id, t in sorted((p.get("types") or {}).items()):
+            mig = t.get("migration") or {}
+            base = {"host": host, "parent": parent, "mdev_type": type_id, "kind": "mdev",
+                    "available_instances": t.get("available_instances")}
+            devices = list(t.get("devices") or [])
+            by_version = {}
+            # instances whose device-level version differs form their own class
+            for uuid in devices:
+                dmig = ((facts.get("devices") or {}).get(uuid) or {}).get("migration") or {}
+                if dmig.get("supported") and dmig.get("version") and dmig.get("version") != mig.get("version"):
+                    by_version.setdefault(dmig["version"], []).append(uuid)
+            rest = [u for u in devices if not any(u in us for us in by_version.values())]
+            rows.append(dict(base, devices=rest, **_class_of(mig)))
+            for version, uuids in sorted(by_version.items()):
+                rows.append(dict(base, devices=uuids, key="v:%s\x00%s" % (type_id, version), version=version,
+                                 self=None, supported=True, reason=None))
+    for bdf, fn in sorted((facts.get("physical") or {}).items()):
+        mig = fn.get("migration") or {}
+        rows.append(dict({"host": host, "parent": bdf, "mdev_type": fn.get("type"), "kind": "physical",
+                          "available_instances": 1, "devices": [bdf]}, **_class_of(mig, fn.get("type"))))
+    return rows
+
+
+def _class_of(mig, type_id=None):
+    if mig.get("supported") and mig.get("version"):
+        return {"key": None, "version": mig["version"], "self": None, "supported": True, "reason": None}
+    if mig.get("supported") and mig.get("self") is not None:
+        return {"key": _layout_key(mig["self"]), "version": None, "self": mig["self"], "supported": True,
+                "reason": None}
+    err = mig.get("error") or {}
+    if mig.get("attribute") is None and not err:
+        reason = "source has no migration attribute: it does not support migration"
+    else:
+        reason = "reading the source's %s failed: %s%s" % (
+            mig.get("attribute") or "migration attribute", err.get("message") or "unknown error",
+            " (%s)" % err["errno_name"] if err.get("errno_name") else "")
+    status = E.ERROR if mig.get("supported") is None and err else E.UNSUPPORTED
+    return {"key": None, "version": None, "self": None, "supported": False, "reason": reason,
+            "source_status": status}
+
+
+def build_classes(hosts):
+    """Group every source row into classes. Returns ``(classes, rows)``.
+
+    ``classes`` maps class id -> ``{id, mdev_type, version, self, sources}``;
+    unsupported sources get no class (their rows carry ``reason``).
+    """
+    classes, rows, ids = {}, [], {}
+    for host in sorted(hosts):
+        h = hosts[host]
+        if h.get("state") != "ok" or not h.get("facts"):
+            continue
+        for row in source_entries(host, h["facts"]):
+            if row["supported"]:
+                key = row["key"] or "v:%s\x00%s" % (row["mdev_type"], row["version"])
+                if key not in ids:
+                    ids[key] = "c%d" % len(ids)
+                    classes[ids[key]] = {"id": ids[key], "mdev_type": row["mdev_type"], "version": row["version"],
+                                         "self": row["self"], "kind": row["kind"], "sources": []}
+                row["class"] = ids[key]
+                classes[ids[key]]["sources"].append(row["host"])
+            else:
+                row["class"] = None
+            rows.append(row)
+    for c in classes.values():
+        c["sources"] = sorted(set(c["sources"]))
+    return classes, rows
+
+
+def offered_types(facts):
+    """``{type: {parent: available_instances}}`` a host offers as a target."""
+    out = {}
+    for parent, p in (facts.get("parents") or {}).items():
+        for type_id, t in (p.get("types") or {}).items():
+            out.setdefault(type_id, {})[parent] = t.get("available_instances")
+    for bdf, fn in (facts.get("physical") or {}).items():
+        out.setdefault(fn.get("type"), {})[bdf] = 1
+    return out
+
+
+def probe_batches(hosts):
+    """One batch of checks per reachable target: every version class whose type it offers.
+
+    A class whose only source is the target itself is left out (a host does not
+    migrate to itself). Layout classes need no write and are left out too.
+    """
+    classes, _ = build_classes(hosts)
+    batches = {}
+    for host in sorted(hosts):
+        h = hosts[host]
+        if h.get("state") != "ok" or not h.get("facts"):
+            continue
+        offered = offered_types(h["facts"])
+        batch = []
+        for cid, c in sorted(classes.items(), key=lambda kv: int(kv[0][1:])):
+            if c["version"] is None or c["mdev_type"] not in offered or c["sources"] == [host]:
+                continue
+            batch.append({"id": cid, "mdev_type": c["mdev_type"], "version": c["version"]})
+        batches[host] = batch
+    return batches
+
+
+# -- verdicts -------------------------------------------------------------------
+
+def _verdict(parent, status, message=None, errno=None, errno_name=None, evidence="none", available=None):
+    return {"parent": parent, "status": status, "message": message, "errno": errno, "errno_name": errno_name,
+            "evidence": evidence, "available_instances": available}
+
+
+def _layout_verdicts(c, facts, offered):
+    """Match a source's ``migration/self`` against each target parent's ``compatible``."""
+    out = []
+    for parent in sorted(offered):
+        t = facts["parents"][parent]["types"][c["mdev_type"]]
+        compat = (t.get("migration") or {}).get("compatible")
+        if compat is None:
+            out.append(_verdict(parent, E.UNSUPPORTED, "target publishes no migration/compatible for this type",
+                                evidence="driver", available=offered[parent]))
+            continue
+        try:
+            m = V.compatible_match(c["self"], compat)
+        except ValueError as exc:
+            out.append(_verdict(parent, E.ERROR, "target's migration/compatible is malformed: %s" % exc,
+                                available=offered[parent]))
+            continue
+        if m["match"]:
+            out.append(_verdict(parent, E.COMPATIBLE, "source migration/self matches compatible block %s"
+                                % m["block"], evidence="driver", available=offered[parent]))
+        else:
+            out.append(_verdict(parent, E.INCOMPATIBLE, "; ".join(m["reasons"]) or "no compatible block matches",
+                                evidence="driver", available=offered[parent]))
+    return out
+
+
+def target_verdicts(c, target, h):
+    """Verdicts of one target host (a list, one per parent) for one class."""
+    if h.get("state") != "ok" or not h.get("facts"):
+        return [_verdict(None, E.UNKNOWN, "target %s: %s" % (h.get("state") or "not gathered",
+                                                           h.get("reason") or "no facts"))]
+    offered = offered_types(h["facts"]).get(c["mdev_type"])
+    if not offered:
+        return [_verdict(None, E.MISSING_TYPE, "target offers no %s" % c["mdev_type"], evidence="driver")]
+    if c["version"] is None:
+        return _layout_verdicts(c, h["facts"], offered)
+    probe = h.get("probe")
+    if not probe or probe.get("failed") or probe.get("skipped") or "results" not in probe:
+        why = (probe or {}).get("msg") or ("probe skipped" if (probe or {}).get("skipped") else "not probed")
+        return [_verdict(p, E.UNKNOWN, "target not probed: %s" % why, available=offered[p]) for p in sorted(offered)]
+    got = [r for r in probe["results"] if r.get("id") == c["id"]]
+    if not got:
+        return [_verdict(p, E.UNKNOWN, "target not probed for this class", available=offered[p])
+                for p in sorted(offered)]
+    out = []
+    for r in got:
+        status = r.get("status") if r.get("status") in E.STATUSES else E.ERROR
+        out.append(_verdict(r.get("parent"), status, r.get("message"), r.get("errno"), r.get("errno_name"),
+                            evidence="driver" if status in (E.COMPATIBLE, E.INCOMPATIBLE, E.UNSUPPORTED,
+                                                            E.MISSING_TYPE) else "none",
+                            available=offered.get(r.get("parent"))))
+    return sorted(out, key=lambda v: v["parent"] or "")
+
+
+def compat_matrix(hosts):
+    """The fleet matrix: hosts, classes, source rows and class x target verdicts."""
+    classes, rows = build_classes(hosts)
+    verdicts = {}
+    for cid, c in classes.items():
+        verdicts[cid] = {}
+        for target in sorted(hosts):
+            if c["sources"] == [target]:
+                continue
+            verdicts[cid][target] = target_verdicts(c, target, hosts[target])
+    host_table = {}
+    for name in sorted(hosts):
+        h = hosts[name]
+        host_table[name] = {"state": h.get("state") or "unknown", "reason": h.get("reason"),
+                            "probed": bool(h.get("probe") and "results" in h["probe"])}
+    return {"schema_version": SCHEMA_VERSION, "hosts": host_table, "classes": classes,
+            "sources": rows, "verdicts": verdicts}
+
+
+def pair_status(matrix, row, target):
+    """Verdicts for one source row on one target host (list, one per parent)."""
+    if row["host"] == target:
+        return []
+    if row["class"] is None:
+        return [_verdict(None, row.get("source_status", E.UNSUPPORTED), row["reason"], evidence="driver"
+                         if row.get("source_status", E.UNSUPPORTED) == E.UNSUPPORTED else "none")]
+    per = matrix["verdicts"][row["class"]]
+    if target not in per:  # only possible for a class whose sole source is this target
+        return []
+    return per[target]
+
+
+def expand_cells(matrix):
+    """Cells at report granularity: (source host, parent, type, version, instances) x (target host, parent)."""
+    cells = []
+    targets = sorted(matrix["hosts"])
+    for row in matrix["sources"]:
+        c = matrix["classes"].get(row["class"]) if row["class"] else None
+        for target in targets:
+            for v in pair_status(matrix, row, target):
+                cells.append({
+                    "source_host": row["host"], "source_parent": row["parent"], "mdev_type": row["mdev_type"],
+                    "source_kind": row["kind"], "source_version": row["version"],
+                    "source_devices": row["devices"], "class": row["class"],
+                    "target_host": target, "target_parent": v["parent"], "status": v["status"],
+                    "evidence": v["evidence"], "errno": v["errno"], "errno_name": v["errno_name"],
+                    "message": v["message"], "target_available_instances": v["available_instances"],
+                    "layout": c is not None and c["version"] is None,
+                })
+    return cells
+
+
+# -- targets and plans ------------------------------------------------------------
+
+def migration_targets(matrix, source_host, device=None, mdev_type=None, exclude=()):
+    """Compatible targets for a source host (or one instance), most free capacity first."""
+    out = {}
+    for row in matrix["sources"]:
+        if row["host"] != source_host or (device and device not in row["devices"]) or \
+                (mdev_type and row["mdev_type"] != mdev_type):
+            continue
+        for target in sorted(matrix["hosts"]):
+            if target in exclude:
+                continue
+            for v in pair_status(matrix, row, target):
+                if v["status"] == E.COMPATIBLE:
+                    key = (target, v["parent"], row["mdev_type"])
+                    out[key] = {"target_host": target, "target_parent": v["parent"], "mdev_type": row["mdev_type"],
+                                "available_instances": v["available_instances"] or 0, "evidence": v["evidence"]}
+    return sorted(out.values(), key=lambda t: (-t["available_instances"], t["target_host"], t["target_parent"] or ""))
+
+
+def _why_not(matrix, row, targets):
+    """One line per target host explaining why an instance cannot go there."""
+    if row["class"] is None:
+        return [row["reason"]]
+    reasons = []
+    for target in targets:
+        vs = pair_status(matrix, row, target)
+        if not vs:
+            continue
+        best = best_status(v["status"] for v in vs)
+        v = next(v for v in vs if v["status"] == best)
+        reasons.append("%s: %s%s%s" % (target, best, " (%s)" % v["errno_name"] if v["errno_name"] else "",
+                                        " - %s" % v["message"] if v["message"] and best != E.COMPATIBLE else ""))
+    return reasons or ["no other host in the inventory"]
+
+
+def drain_plan(matrix, drain_hosts):
+    """Place every instance on the drained hosts on a compatible target with a free slot.
+
+    Targets outside the drain set only; each placement takes one slot of the
+    target parent's ``available_instances`` for that type, so two instances
+    never count on the same free slot. Instances with the fewest candidates are
+    placed first; ties go to the target with the most free slots left.
+    """
+    drain = set(drain_hosts or ())
+    unknown = sorted(drain - set(matrix["hosts"]))
+    targets = [t for t in sorted(matrix["hosts"]) if t not in drain]
+    free, wants, stranded, placements = {}, [], [], []
+    for host in sorted(drain - set(unknown)):
+        state = matrix["hosts"][host]
+        if state["state"] != "ok":
+            stranded.append({"source_host": host, "device": None, "mdev_type": None, "source_parent": None,
+                             "reason": "host %s: %s" % (state["state"], state["reason"] or "no facts"),
+                             "details": []})
+    for row in matrix["sources"]:
+        if row["host"] not in drain:
+            continue
+        for dev in row["devices"]:
+            cands = []
+            for target in targets:
+                for v in pair_status(matrix, row, target):
+                    if v["status"] == E.COMPATIBLE:
+                        slot = (target, v["parent"], row["mdev_type"])
+                        free.setdefault(slot, max(0, v["available_instances"] or 0))
+                        cands.append(slot)
+            wants.append((row, dev, cands))
+    wants.sort(key=lambda w: (len(w[2]), w[0]["host"], w[1]))
+    for row, dev, cands in wants:
+        open_slots = [s for s in cands if free[s] > 0]
+        base = {"source_host": row["host"], "source_parent": row["parent"], "device": dev,
+                "mdev_type": row["mdev_type"], "source_version": row["version"]}
+        if open_slots:
+            slot = min(open_slots, key=lambda s: (-free[s], s))
+            free[slot] -= 1
+            placements.append(dict(base, target_host=slot[0], target_parent=slot[1],
+                                   target_free_after=free[slot]))
+        elif cands:
+            full = sorted(set("%s/%s" % (s[0], s[1]) for s in cands))
+            stranded.append(dict(base, reason="every compatible target is full: %s" % ", ".join(full),
+                                 details=_why_not(matrix, row, targets)))
+        else:
+            stranded.append(dict(base, reason="no compatible target outside the drain set",
+                                 details=_why_not(matrix, row, targets)))
+    placements.sort(key=lambda p: (p["source_host"], p["device"]))
+    stranded.sort(key=lambda s: (s["source_host"], s["device"] or ""))
+    return {"drain_hosts": sorted(drain), "unknown_hosts": unknown, "ready": not stranded and not unknown,
+            "placements": placements, "stranded": stranded}
+
+
+def stranded_message(plan):
+    """The text a failed precheck shows: every stranded instance and why."""
+    lines = []
+    for h in plan["unknown_hosts"]:
+        lines.append("%s: not in the inventory" % h)
+    for s in plan["stranded"]:
+        what = "%s %s on %s/%s" % (s["mdev_type"], s["device"], s["source_host"], s["source_parent"]) \
+            if s["device"] else s["source_host"]
+        lines.append("%s: %s" % (what, s["reason"]))
+        lines.extend("    %s" % d for d in s.get("details") or [])
+    return "\n".join(lines)
