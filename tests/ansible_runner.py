@@ -40,7 +40,7 @@ def adhoc(inventory, module, args="", limit="all", check=False, env=None, timeou
         e = _env(env)
         e.update(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree",
                  ANSIBLE_CALLBACK_TREE_DIR=tree)
-        proc = subprocess.run(cmd, cwd=REPO, env=e, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, cwd=REPO, env=e, capture_output=True, text=True, timeout=timeout, check=False)
         results = {}
         for host in os.listdir(tree):
             with open(os.path.join(tree, host)) as f:
@@ -59,4 +59,4 @@ def playbook(inventory, playbook_path, extra_vars=None, env=None, timeout=900, c
         cmd.append("--check")
     e = dict(os.environ, ANSIBLE_RETRY_FILES_ENABLED="0")
     e.update(env or {})
-    return subprocess.run(cmd, cwd=REPO, env=e, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, cwd=REPO, env=e, capture_output=True, text=True, timeout=timeout, check=False)

@@ -72,7 +72,7 @@ def fleet(n_hosts, n_types=4, versions_per_type=4, seed=1, instances=2):
         types = {}
         for t in range(n_types):
             v = "prefix%d-1.%d" % (t, rnd.randrange(versions_per_type))
-            devs = [str(_uuid.UUID(int=rnd.getrandbits(128))) for _ in range(rnd.randrange(instances + 1))]
+            devs = [str(_uuid.UUID(int=rnd.getrandbits(128))) for count in range(rnd.randrange(instances + 1))]
             types["vendor-%d" % t] = (v, rnd.randrange(0, 8), devs)
         hosts["host%05d" % i] = ok(facts({"0000:3b:00.0": types}))
     return hosts

@@ -317,13 +317,13 @@ class Prober(object):
                 running.update([self._spawn(job)])
             now = time.monotonic()
             wait = max(0.0, min(r[2] for r in running.values()) - now)
-            ready, _, _ = select.select(list(running), [], [], wait)
+            ready = select.select(list(running), [], [], wait)[0]
             for fd in ready:
-                pid, job, _ = running.pop(fd)
+                pid, job = running.pop(fd)[:2]
                 outcomes[job] = self._collect(fd, pid)
             now = time.monotonic()
             for fd in [fd for fd, r in running.items() if r[2] <= now]:
-                pid, job, _ = running.pop(fd)
+                pid, job = running.pop(fd)[:2]
                 self._abandon(fd, pid)
                 outcomes[job] = ("timeout", errno.ETIMEDOUT)
         return outcomes
@@ -372,7 +372,7 @@ class Prober(object):
         try:
             os.kill(pid, signal.SIGKILL)
             # a write stuck in the kernel ends when the call returns; do not wait long for it
-            for _ in range(20):
+            for attempt in range(20):  # pylint: disable=unused-variable
                 if os.waitpid(pid, os.WNOHANG)[0]:
                     break
                 time.sleep(0.01)

@@ -30,7 +30,7 @@ description:
   - Can run as a fact module of M(ansible.builtin.gather_facts) through the
     C(facts_modules) setting.
 author:
-  - vfio.migration contributors
+  - vfio.migration maintainers (@vfio-migration)
 options:
   sysfs_root:
     description:
@@ -49,10 +49,14 @@ attributes:
     description: The module only reads; check mode changes nothing about what it does.
   diff_mode:
     support: none
+    description: Nothing is changed, so there is no diff.
   facts:
     support: full
+    description: Returns C(ansible_facts.vfio_mdev) and works as a C(facts_modules) entry.
   platform:
+    support: full
     platforms: posix
+    description: Linux hosts with sysfs; any POSIX host for test trees.
 notes:
   - Runs with the Python standard library only.
   - The facts are also the input of the C(vfio.migration.matrix) role and the

@@ -41,7 +41,7 @@ description:
   - Each write runs in a child process with a time limit (O(timeout)), so a driver that
     hangs gives an C(error) result with C(ETIMEDOUT) instead of a hung play.
 author:
-  - vfio.migration contributors
+  - vfio.migration maintainers (@vfio-migration)
 options:
   checks:
     description: The source versions to try on this host.
@@ -95,8 +95,11 @@ attributes:
         and changes no state, so C(changed) is always false.
   diff_mode:
     support: none
+    description: Nothing is changed, so there is no diff.
   platform:
+    support: full
     platforms: posix
+    description: Linux hosts with sysfs; any POSIX host for test trees.
 notes:
   - Runs with the Python standard library only.
   - The C(vfio.migration.matrix) role builds the batches from M(vfio.migration.mdev_facts)

@@ -138,7 +138,7 @@ def probe_batches(hosts):
     A class whose only source is the target itself is left out (a host does not
     migrate to itself). Layout classes need no write and are left out too.
     """
-    classes, _ = build_classes(hosts)
+    classes = build_classes(hosts)[0]
     batches = {}
     for host in sorted(hosts):
         h = hosts[host]
@@ -189,8 +189,8 @@ def _layout_verdicts(c, facts, offered):
 def target_verdicts(c, target, h):
     """Verdicts of one target host (a list, one per parent) for one class."""
     if h.get("state") != "ok" or not h.get("facts"):
-        return [_verdict(None, E.UNKNOWN, "target %s: %s" % (h.get("state") or "not gathered",
-                                                           h.get("reason") or "no facts"))]
+        why = "target %s: %s" % (h.get("state") or "not gathered", h.get("reason") or "no facts")
+        return [_verdict(None, E.UNKNOWN, why)]
     offered = offered_types(h["facts"]).get(c["mdev_type"])
     if not offered:
         return [_verdict(None, E.MISSING_TYPE, "target offers no %s" % c["mdev_type"], evidence="driver")]
@@ -297,8 +297,9 @@ def _why_not(matrix, row, targets):
             continue
         best = best_status(v["status"] for v in vs)
         v = next(v for v in vs if v["status"] == best)
-        reasons.append("%s: %s%s%s" % (target, best, " (%s)" % v["errno_name"] if v["errno_name"] else "",
-                                        " - %s" % v["message"] if v["message"] and best != E.COMPATIBLE else ""))
+        errno_part = " (%s)" % v["errno_name"] if v["errno_name"] else ""
+        message_part = " - %s" % v["message"] if v["message"] and best != E.COMPATIBLE else ""
+        reasons.append("%s: %s%s%s" % (target, best, errno_part, message_part))
     return reasons or ["no other host in the inventory"]
 
 
