@@ -1,10 +1,14 @@
-"""The bundled demo: build emulated hosts and run discovery over them.
+"""The bundled demo: `vfio.migration.readiness` over emulated hypervisors.
 
-Run with ``make demo``.
+``make demo`` runs this: it builds the demo fleet's sysfs trees
+(demo/fleet.py), serves them through the FUSE sysfs emulator at
+``build/demo/mnt``, runs the readiness playbook over ``demo/inventory.yml``
+and prints where the reports are. Extra arguments go to ansible-playbook
+(for example ``-e vfio_migration_drain_hosts=[gpu-b1]``).
 """
 
-import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,25 +16,43 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
-from tests.fixtures.sysfs_builder import build_all  # noqa: E402
+from demo.fleet import build  # noqa: E402
+from tests.emulator.mount import EmulatorMount, fuse_unavailable  # noqa: E402
+
+BUILD = os.path.join(REPO, "build", "demo")
+REPORT_DIR = os.path.join(REPO, "vfio-migration-report")
+
+
+def collection_path():
+    """A collections dir holding ``ansible_collections/vfio/migration`` -> this tree."""
+    base = os.path.join(REPO, "build", "collections")
+    link = os.path.join(base, "ansible_collections", "vfio", "migration")
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    if not os.path.islink(link):
+        os.symlink(REPO, link)
+    return base
+
+
+def run(playbook="vfio.migration.readiness", args=(), inventory=os.path.join(HERE, "inventory.yml")):
+    why = fuse_unavailable()
+    if why:
+        sys.exit("the demo needs the FUSE sysfs emulator: %s" % why)
+    src, mnt = os.path.join(BUILD, "hosts"), os.path.join(BUILD, "mnt")
+    shutil.rmtree(src, ignore_errors=True)
+    build(src)
+    os.makedirs(mnt, exist_ok=True)
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_path(), ANSIBLE_RETRY_FILES_ENABLED="0",
+               ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_HOST_KEY_CHECKING="0")
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory, playbook] + list(args)
+    with EmulatorMount(src, mnt, os.path.join(BUILD, "writes.log")):
+        rc = subprocess.call(cmd, cwd=REPO, env=env)
+    return rc
 
 
 def main():
-    build = os.path.join(REPO, "build", "demo")
-    trees = build_all(os.path.join(build, "hosts"))
-    coll = os.path.join(REPO, "build", "collections", "ansible_collections", "vfio")
-    os.makedirs(coll, exist_ok=True)
-    if not os.path.islink(os.path.join(coll, "migration")):
-        os.symlink(REPO, os.path.join(coll, "migration"))
-    inv = os.path.join(build, "inventory.json")
-    with open(inv, "w") as f:
-        json.dump({"all": {"vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
-                           "hosts": {n: {"vfio_migration_sysfs_root": os.path.join(p, "sys")}
-                                     for n, p in trees.items()}}}, f, indent=1)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, "build", "collections"))
-    ansible = os.path.join(os.path.dirname(sys.executable), "ansible")
-    return subprocess.call([ansible, "all", "-i", inv, "-m", "vfio.migration.mdev_facts",
-                            "-a", "sysfs_root={{ vfio_migration_sysfs_root }}"], env=env)
+    rc = run(args=sys.argv[1:])
+    print("\nReports: %s/report.html (matrix.json, matrix.csv, matrix.md beside it)" % REPORT_DIR)
+    return rc
 
 
 if __name__ == "__main__":

@@ -1,0 +1,195 @@
+"""migration_probe, run by Ansible, against drivers that really answer with errno.
+
+One emulated target host offers every vendor rule of the FUSE emulator. The
+module runs through ``ansible -m vfio.migration.migration_probe``; verdicts
+are checked per parent, and the emulator's write log proves what was and was
+not written.
+"""
+
+import os
+import time
+
+import pytest
+
+from tests.ansible_runner import adhoc, write_inventory
+from tests.emulator.mount import EmulatorMount, fuse_unavailable
+from tests.fixtures import sysfs_builder as B
+
+pytestmark = [pytest.mark.emulator, pytest.mark.ansible,
+              pytest.mark.skipif(fuse_unavailable() is not None, reason=str(fuse_unavailable()))]
+
+GVT_4 = "00028086-193b-i915-GVTg_V5_4"
+NV = "000210de-nvidia-257-%s"
+DEV_UUID = "0d0e0f10-1112-4314-8516-171819202122"
+VF_VERSION = "000215b3-mlx5-cx7-1.0"
+
+
+def build_target(hostdir):
+    t = B.SysfsTree(hostdir)
+    B.intel_gvtg(t, types={"4": B.GVT_TYPES["4"]})
+    B.intel_gvtg(t, bdf="0000:00:02.1", device_id="0x3e92", supported=False, types={"2": B.GVT_TYPES["2"]})
+    # two NVIDIA parents offering one type at different minor versions
+    B.nvidia_vgpu(t, "0000:3b:00.0", minor=3, types={"257": B.NVIDIA_TYPES["257"]},
+                  instances=[("257", DEV_UUID)])
+    B.nvidia_vgpu(t, "0000:5e:00.0", minor=1, types={"257": B.NVIDIA_TYPES["257"]})
+    gpu = "devices/pci0000:af/0000:af:00.0"
+    B.nvidia_vgpu(t, "0000:af:00.0", types={"258": B.NVIDIA_TYPES["258"]})
+    for type_id, rule in (("odd-enodev", {"rule": "read_enodev"}),
+                          ("odd-slow", {"rule": "slow", "delay": 0.5, "inner": {"rule": "exact", "self": "s-1"}}),
+                          ("odd-eio", {"rule": "eio", "self": "e-1"}),
+                          ("odd-eacces", {"rule": "eacces", "self": "a-1"}),
+                          ("odd-hang", {"rule": "hang", "self": "h-1"})):
+        t.mdev_type(gpu, type_id, "vfio-pci", 1, migration=rule)
+    B.mtty(t)
+    B.mlx5_vf(t)
+    # hostile links: an attribute that resolves to `remove`, one that leaves the tree
+    evil = t.mdev_type(gpu, "odd-evil", "vfio-pci", 1)
+    t.link(evil + "/migration_version", gpu + "/remove")
+    outside = t.mdev_type(gpu, "odd-outside", "vfio-pci", 1)
+    os.symlink("/tmp/vfio-migration-outside/migration_version", t.abs(outside + "/migration_version"))
+    return t.save()
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory):
+    base = tmp_path_factory.mktemp("probe")
+    build_target(str(base / "src" / "target"))
+    mnt = base / "mnt"
+    mnt.mkdir()
+    inv = write_inventory(str(base / "hosts.json"), {"target": {
+        "ansible_python_interpreter": os.environ["ANSIBLE_PYTHON_INTERPRETER"],
+        "root": str(mnt / "target" / "sys")}})
+    with EmulatorMount(str(base / "src"), str(mnt), str(base / "writes.log")) as emu:
+        yield {"inv": inv, "emu": emu, "root": str(mnt / "target" / "sys")}
+
+
+def probe(target, checks, check_mode=False, **opts):
+    args = dict({"sysfs_root": target["root"], "allow_non_sysfs": True, "checks": checks}, **opts)
+    results, proc = adhoc(target["inv"], "vfio.migration.migration_probe", args, check=check_mode)
+    return results["target"], proc
+
+
+def by_parent(result, check_id):
+    return {r["parent"]: (r["status"], r["errno_name"]) for r in result["results"] if r["id"] == check_id}
+
+
+def test_every_vendor_rule_gives_its_verdict(target):
+    before = len(target["emu"].writes())
+    res, _ = probe(target, [
+        {"id": "gvt-same", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4},
+        {"id": "gvt-other", "mdev_type": "i915-GVTg_V5_4", "version": "00028086-193b-i915-GVTg_V5_2"},
+        {"id": "gvt-oldgen", "mdev_type": "i915-GVTg_V5_2", "version": "00028086-3e92-i915-GVTg_V5_2"},
+        {"id": "nv-2.2", "mdev_type": "nvidia-257", "version": NV % "2.2"},
+        {"id": "nv-3.0", "mdev_type": "nvidia-257", "version": NV % "3.0"},
+        {"id": "enodev", "mdev_type": "odd-enodev", "version": "x-1"},
+        {"id": "slow", "mdev_type": "odd-slow", "version": "s-1"},
+        {"id": "eio", "mdev_type": "odd-eio", "version": "e-1"},
+        {"id": "eacces", "mdev_type": "odd-eacces", "version": "a-1"},
+        {"id": "mtty", "mdev_type": "mtty-2", "version": "m-1"},
+        {"id": "nosuch", "mdev_type": "nvidia-999", "version": NV % "2.3"},
+        {"id": "vf", "mdev_type": "pci-15b3:101e", "version": VF_VERSION},
+        {"id": "vf-newer", "mdev_type": "pci-15b3:101e", "version": "000215b3-mlx5-cx7-1.7"},
+    ])
+    assert res["changed"] is False and "msg" not in res, res
+    assert by_parent(res, "gvt-same") == {"0000:00:02.0": ("compatible", None)}
+    assert by_parent(res, "gvt-other") == {"0000:00:02.0": ("incompatible", "EINVAL")}
+    assert by_parent(res, "gvt-oldgen") == {"0000:00:02.1": ("unsupported", "ENODEV")}
+    # several parents offer the type: every one answers for itself
+    assert by_parent(res, "nv-2.2") == {"0000:3b:00.0": ("compatible", None),
+                                        "0000:5e:00.0": ("incompatible", "EINVAL")}
+    assert by_parent(res, "nv-3.0") == {"0000:3b:00.0": ("incompatible", "EPROTO"),
+                                        "0000:5e:00.0": ("incompatible", "EPROTO")}
+    assert by_parent(res, "enodev") == {"0000:af:00.0": ("unsupported", "ENODEV")}
+    assert by_parent(res, "slow") == {"0000:af:00.0": ("compatible", None)}
+    assert by_parent(res, "eio") == {"0000:af:00.0": ("error", "EIO")}
+    assert by_parent(res, "eacces") == {"0000:af:00.0": ("error", "EACCES")}
+    assert by_parent(res, "mtty") == {"mtty": ("unsupported", "ENOENT")}
+    assert by_parent(res, "nosuch") == {None: ("missing_type", None)}
+    assert by_parent(res, "vf") == {"0000:5e:00.1": ("compatible", None)}
+    assert by_parent(res, "vf-newer") == {"0000:5e:00.1": ("incompatible", "EINVAL")}
+
+    written = target["emu"].writes()[before:]
+    assert {os.path.basename(w["path"]) for w in written} <= {"migration_version", "version"}
+    # each write carries the source version as `echo` writes it
+    datas = {w["data"] for w in written}
+    assert GVT_4 + "\n" in datas and NV % "2.2" + "\n" in datas
+    # nothing is written where the type is missing, the attribute is absent or unreadable
+    assert not [w for w in written if "mtty" in w["path"] or "odd-enodev" in w["path"] or "3e92" in w["data"]]
+
+
+def test_device_level_checks(target):
+    res, _ = probe(target, [
+        {"id": "dev", "mdev_type": "nvidia-257", "version": NV % "2.0", "device": DEV_UUID},
+        {"id": "dev-wrong-type", "mdev_type": "nvidia-258", "version": NV % "2.0", "device": DEV_UUID},
+        {"id": "dev-absent", "mdev_type": "nvidia-257", "version": NV % "2.0",
+         "device": "99999999-9999-4999-8999-999999999999"},
+    ])
+    dev = [r for r in res["results"] if r["id"] == "dev"][0]
+    assert (dev["status"], dev["device"], dev["parent"]) == ("compatible", DEV_UUID, "0000:3b:00.0")
+    assert dev["attribute"].endswith(DEV_UUID + "/migration_version")
+    assert by_parent(res, "dev-wrong-type") == {"0000:3b:00.0": ("missing_type", None)}
+    assert by_parent(res, "dev-absent") == {None: ("missing_type", None)}
+
+
+def test_hung_driver_gives_error_not_a_hung_play(target):
+    start = time.monotonic()
+    res, _ = probe(target, [{"id": "hang", "mdev_type": "odd-hang", "version": "h-1"},
+                            {"id": "ok", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4}], timeout=1.5)
+    assert time.monotonic() - start < 30
+    assert by_parent(res, "hang") == {"0000:af:00.0": ("error", "ETIMEDOUT")}
+    assert by_parent(res, "ok") == {"0000:00:02.0": ("compatible", None)}
+
+
+def test_links_that_lead_elsewhere_are_never_written(target):
+    before = len(target["emu"].writes())
+    res, _ = probe(target, [{"id": "evil", "mdev_type": "odd-evil", "version": "v-1"},
+                            {"id": "outside", "mdev_type": "odd-outside", "version": "v-1"}])
+    for cid in ("evil", "outside"):
+        r = [r for r in res["results"] if r["id"] == cid][0]
+        assert r["status"] == "error" and "refused to write" in r["message"], r
+    assert target["emu"].writes()[before:] == []
+    assert not os.path.exists("/tmp/vfio-migration-outside")
+
+
+def test_check_mode_probes_too_and_changes_nothing(target):
+    res, _ = probe(target, [{"id": "c", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4}], check_mode=True)
+    assert res["changed"] is False
+    assert by_parent(res, "c") == {"0000:00:02.0": ("compatible", None)}
+
+
+def test_duplicate_versions_share_one_write(target):
+    before = len(target["emu"].writes())
+    probe(target, [{"id": "one", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4},
+                   {"id": "two", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4}])
+    assert len(target["emu"].writes()[before:]) == 1
+
+
+BAD = {
+    "empty version": {"id": "x", "mdev_type": "i915-GVTg_V5_4", "version": ""},
+    "4097 bytes": {"id": "x", "mdev_type": "i915-GVTg_V5_4", "version": "a" * 4097},
+    "not ascii": {"id": "x", "mdev_type": "i915-GVTg_V5_4", "version": "00028086-193b-i915-GVTg_V5_4\u00e9"},
+    "NUL inside": {"id": "x", "mdev_type": "i915-GVTg_V5_4", "version": "0002\x008086"},
+    "newline inside": {"id": "x", "mdev_type": "i915-GVTg_V5_4", "version": "0002\n8086"},
+    "id with slash": {"id": "a/b", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4},
+    "type dotdot": {"id": "x", "mdev_type": "..", "version": GVT_4},
+    "type path": {"id": "x", "mdev_type": "../../0000:00:02.0/remove", "version": GVT_4},
+    "parent path": {"id": "x", "mdev_type": "i915-GVTg_V5_4", "parent": "../../devices", "version": GVT_4},
+    "device not uuid": {"id": "x", "mdev_type": "i915-GVTg_V5_4", "device": "../remove", "version": GVT_4},
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_fails_clearly_and_writes_nothing(target, case):
+    before = len(target["emu"].writes())
+    good = {"id": "good", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4}
+    res, proc = probe(target, [good, BAD[case]])
+    assert proc.returncode != 0 and res["results"] == [], res
+    assert "nothing written" in res["msg"]
+    assert target["emu"].writes()[before:] == []  # not even the good check of the batch
+
+
+def test_non_sysfs_root_is_refused_without_the_option(target):
+    before = len(target["emu"].writes())
+    res, proc = probe(target, [{"id": "x", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4}], allow_non_sysfs=False)
+    assert proc.returncode != 0 and "not sysfs" in res["msg"], res
+    assert target["emu"].writes()[before:] == []
