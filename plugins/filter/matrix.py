@@ -10,6 +10,7 @@ this one (``ansible-doc -t filter vfio.migration.compat_matrix``).
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
+from ansible_collections.vfio.migration.plugins.plugin_utils import _policy as P
 
 FACTS_VAR = "vfio_mdev"
 STATE_VAR = "vfio_migration_state"
@@ -66,9 +67,12 @@ def probe_batches(data, hosts=None):
     return M.probe_batches(_hosts_arg(data, hosts))
 
 
-def compat_matrix(data, hosts=None):
+def compat_matrix(data, hosts=None, policy=None):
     """The source-class x target matrix from hostvars (facts, probe results, states)."""
-    return M.compat_matrix(_hosts_arg(data, hosts))
+    try:
+        return M.compat_matrix(_hosts_arg(data, hosts), policy)
+    except P.PolicyError as exc:
+        raise AnsibleFilterError("compat_matrix: bad policy: %s" % exc)
 
 
 def matrix_cells(matrix):

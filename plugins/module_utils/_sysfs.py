@@ -335,6 +335,116 @@ class Sysfs(object):
         return funcs
 
 
+# Vendor-VFIO vGPUs (NVIDIA vGPU 17+): no mdev; each SR-IOV VF lists the vGPU
+# types it can take in nvidia/creatable_vgpu_types ("ID : NAME" lines) and
+# holds its type id in nvidia/current_vgpu_type (0 = none).
+_VGPU_LINE = re.compile(r"^\s*(\d+)\s*:\s*(.*?)\s*$")
+
+
+def parse_vgpu_types(text):
+    """``creatable_vgpu_types`` text -> ``[{"id": int, "name": str}]`` (header lines skipped)."""
+    out = []
+    for line in (text or "").splitlines():
+        m = _VGPU_LINE.match(line)
+        if m and m.group(2):
+            out.append({"id": int(m.group(1)), "name": m.group(2)})
+    return out
+
+
+def vendor_vgpus(fs):
+    """PFs with their VFs, and each VF's creatable and current vGPU type."""
+    pfs, vfs = {}, {}
+    base = fs.path("bus", "pci", "devices")
+    for bdf in fs.listdir(base, "list pci devices"):
+        devdir = os.path.join(base, bdf)
+        vdir = os.path.join(devdir, "nvidia")
+        if os.path.isfile(os.path.join(vdir, "creatable_vgpu_types")):
+            creatable = parse_vgpu_types(fs.read_text(os.path.join(vdir, "creatable_vgpu_types")))
+            current_id = fs.read_int(os.path.join(vdir, "current_vgpu_type"))
+            names = dict((t["id"], t["name"]) for t in creatable)
+            current = None
+            if current_id:
+                current = {"id": current_id, "name": names.get(current_id)}
+            driver = fs.link_name(os.path.join(devdir, "driver"))
+            vfs[bdf] = {"physfn": fs.link_name(os.path.join(devdir, "physfn")), "creatable": creatable,
+                        "current": current, "driver": driver,
+                        "driver_version": fs.module_version(os.path.realpath(devdir), driver)}
+        elif os.path.exists(os.path.join(devdir, "sriov_totalvfs")):
+            virtfns = [n for n in fs.listdir(devdir) if n.startswith("virtfn")]
+            if not virtfns:
+                continue
+            ident = fs.identity(os.path.realpath(devdir))
+            ident["sriov_totalvfs"] = fs.read_int(os.path.join(devdir, "sriov_totalvfs"))
+            ident["sriov_numvfs"] = fs.read_int(os.path.join(devdir, "sriov_numvfs"))
+            ident["vfs"] = sorted((fs.link_name(os.path.join(devdir, n)) for n in virtfns),
+                                  key=lambda v: v or "")
+            pfs[bdf] = ident
+    # only PFs whose VFs speak the vendor-VFIO vGPU interface
+    pfs = dict((k, v) for k, v in pfs.items() if any(vf in vfs for vf in v["vfs"]))
+    return {"pfs": pfs, "vfs": vfs}
+
+
+# -- host stack -------------------------------------------------------------------
+
+STACK_PACKAGES = {  # what the package databases call the pieces of the stack
+    "qemu": ("qemu-system-x86", "qemu-system-x86-64", "qemu-kvm", "qemu-system-arm", "qemu-system-s390x"),
+    "libvirt": ("libvirt-daemon", "libvirt-daemon-system", "libvirt0", "libvirt-libs"),
+}
+STACK_MODULES = ("nvidia", "nvidia_vgpu_vfio", "i915", "kvmgt", "vfio", "vfio_pci", "mdev", "vfio_ccw", "vfio_ap")
+
+
+def upstream_version(pkg_version):
+    """``1:8.2.2+ds-0ubuntu1`` -> ``8.2.2``: the upstream part of a package version."""
+    v = pkg_version.split(":", 1)[-1]
+    return re.split(r"[+~-]", v, 1)[0] or None
+
+
+def dpkg_versions(status_path, wanted):
+    """Versions of installed packages named in ``wanted`` from a dpkg status file."""
+    found = {}
+    try:
+        with open(status_path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return found
+    for para in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in para.splitlines() if ": " in line and not line.startswith(" "))
+        if fields.get("Package") in wanted and "installed" in fields.get("Status", "").split():
+            found[fields["Package"]] = fields.get("Version")
+    return found
+
+
+def host_stack(fs, host_root="/", run=None):
+    """Kernel release, module versions, QEMU and libvirt versions, read without changing anything.
+
+    ``run`` (optional) runs a read-only command and returns its output; it is
+    used only on the real root for hosts without a dpkg database (``rpm -q``).
+    """
+    stack = {"kernel": None, "qemu": None, "libvirt": None, "modules": {}, "sources": {}}
+    rel = os.path.join(host_root, "proc", "sys", "kernel", "osrelease")
+    stack["kernel"] = (fs.read_text(rel) or "").strip() or None
+    for mod in STACK_MODULES:
+        v = fs.read_text(fs.path("module", mod, "version"))
+        if v:
+            stack["modules"][mod] = v.strip()
+    wanted = set(p for names in STACK_PACKAGES.values() for p in names)
+    pkgs = dpkg_versions(os.path.join(host_root, "var", "lib", "dpkg", "status"), wanted)
+    for part, names in STACK_PACKAGES.items():
+        for name in names:
+            if pkgs.get(name):
+                stack[part] = upstream_version(pkgs[name])
+                stack["sources"][part] = "dpkg:%s" % name
+                break
+        if stack[part] is None and run is not None and os.path.abspath(host_root) == "/":
+            for name in names:
+                out = run(["rpm", "-q", "--qf", "%{VERSION}", name])
+                if out and re.match(r"^\d+(\.\d+)*$", out.strip()):
+                    stack[part] = out.strip()
+                    stack["sources"][part] = "rpm:%s" % name
+                    break
+    return stack
+
+
 def physical_type(fn):
     """The "type" of a physical function (seed 001: a signature standing in
     for the mdev type): its PCI vendor and device ids."""
@@ -366,18 +476,21 @@ def add_udev_names(parents, physical):
     return True
 
 
-def gather(root="/sys", use_udev=True):
-    """Collect ``vfio_mdev`` facts below ``root``."""
+def gather(root="/sys", use_udev=True, host_root="/", run=None):
+    """Collect ``vfio_mdev`` facts below ``root`` (and the host stack below ``host_root``)."""
     fs = Sysfs(root)
     facts = {"schema_version": SCHEMA_VERSION, "sysfs_root": fs.root}
     if not os.path.isdir(fs.root):
-        facts.update(parents={}, devices={}, physical={}, udev=False,
+        facts.update(parents={}, devices={}, physical={}, udev=False, vendor_vgpu={"pfs": {}, "vfs": {}},
+                     stack=host_stack(fs, host_root, run),
                      errors=[{"errno": errno.ENOENT, "errno_name": "ENOENT", "path": fs.root,
                               "what": "sysfs_root", "message": "sysfs_root is not a directory"}])
         return facts
     facts["parents"] = fs.mdev_parents()
     facts["devices"] = fs.mdev_devices()
     facts["physical"] = fs.physical_functions()
+    facts["vendor_vgpu"] = vendor_vgpus(fs)
+    facts["stack"] = host_stack(fs, host_root, run)
     facts["udev"] = bool(use_udev and fs.root == "/sys" and add_udev_names(facts["parents"], facts["physical"]))
     facts["errors"] = fs.problems
     return facts

@@ -25,6 +25,11 @@ description:
   - A read that fails is reported as data with its errno (for example C(ENODEV)) and
     what it means (C(unsupported) or C(error)); discovery always finishes with what it
     could read and lists what it could not under C(errors).
+  - Also reports vendor-VFIO vGPUs that have no mdev (NVIDIA vGPU 17 and later) - per SR-IOV
+    VF the creatable vGPU types (C(nvidia/creatable_vgpu_types)) and the current one
+    (C(nvidia/current_vgpu_type), 0 for none), per PF its VFs - and the host stack - kernel
+    release, vGPU and VFIO module versions, QEMU and libvirt versions - read without running
+    anything that changes state.
   - Where the managed host has C(pyudev) and O(sysfs_root) is C(/sys), hwdb vendor and
     model names are added to each parent. C(pyudev) is never required.
   - Can run as a fact module of M(ansible.builtin.gather_facts) through the
@@ -37,6 +42,13 @@ options:
       - Where sysfs is mounted. Point it at a copy or an emulated tree for tests.
     type: path
     default: /sys
+  host_root:
+    description:
+      - Where the host's root file system is, for the host stack (kernel release from
+        C(proc/sys/kernel/osrelease), QEMU and libvirt versions from the dpkg database or,
+        on the real root only, from C(rpm -q)). Point it at a test tree beside O(sysfs_root).
+    type: path
+    default: /
   use_udev:
     description:
       - Add udev hwdb names of parent devices when C(pyudev) is importable and
@@ -157,6 +169,31 @@ ansible_facts:
               mdev type) and C(migration) at the device node.
           type: dict
           returned: always
+        vendor_vgpu:
+          description:
+            - Vendor-VFIO vGPUs without mdev. C(vfs) by PCI address with C(physfn), C(creatable)
+              (list of C(id), C(name)), C(current) (C(id), C(name), or null when no type is set),
+              C(driver), C(driver_version); C(pfs) by PCI address with identity,
+              C(sriov_totalvfs), C(sriov_numvfs) and C(vfs).
+          type: dict
+          returned: always
+          sample:
+            vfs:
+              "0000:41:00.4":
+                physfn: "0000:41:00.0"
+                creatable: [{id: 1414, name: NVIDIA H200X-1-18C}]
+                current: {id: 1414, name: NVIDIA H200X-1-18C}
+                driver: nvidia
+                driver_version: 550.90.07
+            pfs: {}
+        stack:
+          description:
+            - The virtualization stack, C(kernel), C(qemu), C(libvirt) (upstream versions or null),
+              C(modules) (module name to version, for example C(nvidia)), and C(sources) (where
+              each version was read).
+          type: dict
+          returned: always
+          sample: {kernel: 6.1.0-27-amd64, qemu: "8.2.2", libvirt: "9.0.0", modules: {nvidia: 550.90.07}}
         udev:
           description: Whether udev hwdb names were added.
           type: bool
@@ -180,11 +217,22 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             sysfs_root=dict(type="path", default="/sys"),
+            host_root=dict(type="path", default="/"),
             use_udev=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
-    facts = gather(module.params["sysfs_root"], use_udev=module.params["use_udev"])
+
+    def run(cmd):
+        """Read-only commands only (``rpm -q``); None when absent or failing."""
+        path = module.get_bin_path(cmd[0])
+        if not path:
+            return None
+        rc, out, dummy = module.run_command([path] + cmd[1:], check_rc=False)
+        return out if rc == 0 else None
+
+    facts = gather(module.params["sysfs_root"], use_udev=module.params["use_udev"],
+                   host_root=module.params["host_root"], run=run)
     module.exit_json(changed=False, ansible_facts={"vfio_mdev": facts})
 
 

@@ -24,6 +24,7 @@ import json
 
 from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
 from ansible_collections.vfio.migration.plugins.module_utils import _version as V
+from ansible_collections.vfio.migration.plugins.plugin_utils import _policy as P
 
 SCHEMA_VERSION = 1
 
@@ -55,7 +56,8 @@ def source_entries(host, facts):
         for type_id, t in sorted((p.get("types") or {}).items()):
             mig = t.get("migration") or {}
             base = {"host": host, "parent": parent, "mdev_type": type_id, "kind": "mdev",
-                    "available_instances": t.get("available_instances")}
+                    "available_instances": t.get("available_instances"), "type_name": t.get("name"),
+                    "driver_version": p.get("driver_version")}
             devices = list(t.get("devices") or [])
             by_version = {}
             # instances whose device-level version differs form their own class
@@ -71,11 +73,30 @@ def source_entries(host, facts):
     for bdf, fn in sorted((facts.get("physical") or {}).items()):
         mig = fn.get("migration") or {}
         rows.append(dict({"host": host, "parent": bdf, "mdev_type": fn.get("type"), "kind": "physical",
-                          "available_instances": 1, "devices": [bdf]}, **_class_of(mig, fn.get("type"))))
+                          "available_instances": 1, "devices": [bdf], "type_name": None,
+                          "driver_version": fn.get("driver_version")}, **_class_of(mig)))
+    rows.extend(vgpu_entries(host, facts))
     return rows
 
 
-def _class_of(mig, type_id=None):
+def vgpu_entries(host, facts):
+    """Vendor-VFIO vGPUs: each PF's VFs with a vGPU type set, grouped by type name."""
+    groups = {}
+    for vf, v in sorted(((facts.get("vendor_vgpu") or {}).get("vfs") or {}).items()):
+        if v.get("current"):
+            name = v["current"].get("name") or "vgpu-%s" % v["current"].get("id")
+            g = groups.setdefault((v.get("physfn") or vf, name), {"driver_version": v.get("driver_version"),
+                                                                  "devices": []})
+            g["devices"].append(vf)
+    return [{"host": host, "parent": pf, "mdev_type": name, "kind": "vgpu", "available_instances": None,
+             "devices": g["devices"], "type_name": name, "driver_version": g["driver_version"],
+             "key": None, "version": None, "self": None, "supported": False, "no_attribute": True,
+             "reason": "vendor-VFIO vGPU: the driver offers no migration compatibility attribute",
+             "source_status": E.UNSUPPORTED}
+            for (pf, name), g in sorted(groups.items())]
+
+
+def _class_of(mig):
     if mig.get("supported") and mig.get("version"):
         return {"key": None, "version": mig["version"], "self": None, "supported": True, "reason": None}
     if mig.get("supported") and mig.get("self") is not None:
@@ -83,38 +104,58 @@ def _class_of(mig, type_id=None):
                 "reason": None}
     err = mig.get("error") or {}
     if mig.get("attribute") is None and not err:
-        reason = "source has no migration attribute: it does not support migration"
-    else:
-        reason = "reading the source's %s failed: %s%s" % (
+        return {"key": None, "version": None, "self": None, "supported": False, "no_attribute": True,
+                "reason": "source has no migration attribute: it does not support migration",
+                "source_status": E.UNSUPPORTED}
+    reason = "reading the source's %s failed: %s%s" % (
             mig.get("attribute") or "migration attribute", err.get("message") or "unknown error",
             " (%s)" % err["errno_name"] if err.get("errno_name") else "")
     status = E.ERROR if mig.get("supported") is None and err else E.UNSUPPORTED
-    return {"key": None, "version": None, "self": None, "supported": False, "reason": reason,
-            "source_status": status}
+    return {"key": None, "version": None, "self": None, "supported": False, "no_attribute": False,
+            "reason": reason, "source_status": status}
 
 
-def build_classes(hosts):
+def _stack(facts):
+    stack = facts.get("stack") or {}
+    return {"kernel": stack.get("kernel"), "qemu": stack.get("qemu"), "libvirt": stack.get("libvirt")}
+
+
+def build_classes(hosts, policy=None):
     """Group every source row into classes. Returns ``(classes, rows)``.
 
-    ``classes`` maps class id -> ``{id, mdev_type, version, self, sources}``;
-    unsupported sources get no class (their rows carry ``reason``).
+    ``classes`` maps class id -> ``{id, mdev_type, version, self, kind, evidence,
+    sources}``. Sources the driver cannot be asked about (no attribute at all,
+    vendor-VFIO vGPUs) form ``policy`` classes when ``policy`` is enabled, keyed
+    by what the policy looks at; other unsupported sources get no class (their
+    rows carry ``reason``).
     """
     classes, rows, ids = {}, [], {}
+    use_policy = bool(policy and policy.get("enabled"))
     for host in sorted(hosts):
         h = hosts[host]
         if h.get("state") != "ok" or not h.get("facts"):
             continue
+        stack = _stack(h["facts"])
         for row in source_entries(host, h["facts"]):
+            row["class"] = None
             if row["supported"]:
-                key = row["key"] or "v:%s\x00%s" % (row["mdev_type"], row["version"])
-                if key not in ids:
-                    ids[key] = "c%d" % len(ids)
-                    classes[ids[key]] = {"id": ids[key], "mdev_type": row["mdev_type"], "version": row["version"],
-                                         "self": row["self"], "kind": row["kind"], "sources": []}
-                row["class"] = ids[key]
-                classes[ids[key]]["sources"].append(row["host"])
+                key, evidence = row["key"] or "v:%s\x00%s" % (row["mdev_type"], row["version"]), "driver"
+            elif use_policy and row.get("no_attribute"):
+                side = {"type_name": row.get("type_name"), "driver_version": row.get("driver_version"),
+                        "stack": stack}
+                key, evidence = "p:" + json.dumps([row["kind"], row["mdev_type"], side], sort_keys=True), "policy"
             else:
-                row["class"] = None
+                rows.append(row)
+                continue
+            if key not in ids:
+                ids[key] = "c%d" % len(ids)
+                classes[ids[key]] = {"id": ids[key], "mdev_type": row["mdev_type"], "version": row["version"],
+                                     "self": row["self"], "kind": row["kind"], "evidence": evidence,
+                                     "sources": []}
+                if evidence == "policy":
+                    classes[ids[key]]["policy_source"] = side
+            row["class"] = ids[key]
+            classes[ids[key]]["sources"].append(row["host"])
             rows.append(row)
     for c in classes.values():
         c["sources"] = sorted(set(c["sources"]))
@@ -122,13 +163,26 @@ def build_classes(hosts):
 
 
 def offered_types(facts):
-    """``{type: {parent: available_instances}}`` a host offers as a target."""
+    """What a host offers as a target: ``{type: {parent: {available, type_name, driver_version}}}``.
+
+    Vendor-VFIO vGPU types count the PF's free VFs (no type set) that can take them.
+    """
     out = {}
     for parent, p in (facts.get("parents") or {}).items():
         for type_id, t in (p.get("types") or {}).items():
-            out.setdefault(type_id, {})[parent] = t.get("available_instances")
+            out.setdefault(type_id, {})[parent] = {"available": t.get("available_instances"),
+                                                   "type_name": t.get("name"),
+                                                   "driver_version": p.get("driver_version")}
     for bdf, fn in (facts.get("physical") or {}).items():
-        out.setdefault(fn.get("type"), {})[bdf] = 1
+        out.setdefault(fn.get("type"), {})[bdf] = {"available": 1, "type_name": None,
+                                                   "driver_version": fn.get("driver_version")}
+    for vf, v in ((facts.get("vendor_vgpu") or {}).get("vfs") or {}).items():
+        if v.get("current"):
+            continue
+        for t in v.get("creatable") or []:
+            slot = out.setdefault(t["name"], {}).setdefault(v.get("physfn") or vf, {
+                "available": 0, "type_name": t["name"], "driver_version": v.get("driver_version")})
+            slot["available"] += 1
     return out
 
 
@@ -165,44 +219,64 @@ def _layout_verdicts(c, facts, offered):
     """Match a source's ``migration/self`` against each target parent's ``compatible``."""
     out = []
     for parent in sorted(offered):
-        t = facts["parents"][parent]["types"][c["mdev_type"]]
+        avail = offered[parent]["available"]
+        t = ((facts.get("parents") or {}).get(parent) or {}).get("types", {}).get(c["mdev_type"]) or {}
         compat = (t.get("migration") or {}).get("compatible")
         if compat is None:
             out.append(_verdict(parent, E.UNSUPPORTED, "target publishes no migration/compatible for this type",
-                                evidence="driver", available=offered[parent]))
+                                evidence="driver", available=avail))
             continue
         try:
             m = V.compatible_match(c["self"], compat)
         except ValueError as exc:
             out.append(_verdict(parent, E.ERROR, "target's migration/compatible is malformed: %s" % exc,
-                                available=offered[parent]))
+                                available=avail))
             continue
         if m["match"]:
             out.append(_verdict(parent, E.COMPATIBLE, "source migration/self matches compatible block %s"
-                                % m["block"], evidence="driver", available=offered[parent]))
+                                % m["block"], evidence="driver", available=avail))
         else:
             out.append(_verdict(parent, E.INCOMPATIBLE, "; ".join(m["reasons"]) or "no compatible block matches",
-                                evidence="driver", available=offered[parent]))
+                                evidence="driver", available=avail))
     return out
 
 
-def target_verdicts(c, target, h):
+def _policy_verdicts(c, facts, offered, policy):
+    """Apply the operator's policy to each target parent offering the type."""
+    out = []
+    for parent in sorted(offered):
+        o = offered[parent]
+        target = {"type_name": o["type_name"], "driver_version": o["driver_version"], "stack": _stack(facts)}
+        try:
+            status, message = P.check(policy, c["policy_source"], target)
+        except P.PolicyError as exc:
+            status, message = E.ERROR, "policy cannot be applied: %s" % exc
+        out.append(_verdict(parent, status, message, evidence="policy", available=o["available"]))
+    return out
+
+
+def target_verdicts(c, target, h, policy=None, offered_by_host=None):
     """Verdicts of one target host (a list, one per parent) for one class."""
     if h.get("state") != "ok" or not h.get("facts"):
         why = "target %s: %s" % (h.get("state") or "not gathered", h.get("reason") or "no facts")
         return [_verdict(None, E.UNKNOWN, why)]
-    offered = offered_types(h["facts"]).get(c["mdev_type"])
+    types = offered_by_host[target] if offered_by_host is not None else offered_types(h["facts"])
+    offered = types.get(c["mdev_type"])
     if not offered:
-        return [_verdict(None, E.MISSING_TYPE, "target offers no %s" % c["mdev_type"], evidence="driver")]
+        return [_verdict(None, E.MISSING_TYPE, "target offers no %s" % c["mdev_type"],
+                         evidence=c.get("evidence", "driver"))]
+    if c.get("evidence") == "policy":
+        return _policy_verdicts(c, h["facts"], offered, policy or P.normalize(None))
     if c["version"] is None:
         return _layout_verdicts(c, h["facts"], offered)
     probe = h.get("probe")
     if not probe or probe.get("failed") or probe.get("skipped") or "results" not in probe:
         why = (probe or {}).get("msg") or ("probe skipped" if (probe or {}).get("skipped") else "not probed")
-        return [_verdict(p, E.UNKNOWN, "target not probed: %s" % why, available=offered[p]) for p in sorted(offered)]
+        return [_verdict(p, E.UNKNOWN, "target not probed: %s" % why, available=offered[p]["available"])
+                for p in sorted(offered)]
     got = [r for r in probe["results"] if r.get("id") == c["id"]]
     if not got:
-        return [_verdict(p, E.UNKNOWN, "target not probed for this class", available=offered[p])
+        return [_verdict(p, E.UNKNOWN, "target not probed for this class", available=offered[p]["available"])
                 for p in sorted(offered)]
     out = []
     for r in got:
@@ -210,27 +284,34 @@ def target_verdicts(c, target, h):
         out.append(_verdict(r.get("parent"), status, r.get("message"), r.get("errno"), r.get("errno_name"),
                             evidence="driver" if status in (E.COMPATIBLE, E.INCOMPATIBLE, E.UNSUPPORTED,
                                                             E.MISSING_TYPE) else "none",
-                            available=offered.get(r.get("parent"))))
+                            available=(offered.get(r.get("parent")) or {}).get("available")))
     return sorted(out, key=lambda v: v["parent"] or "")
 
 
-def compat_matrix(hosts):
-    """The fleet matrix: hosts, classes, source rows and class x target verdicts."""
-    classes, rows = build_classes(hosts)
+def compat_matrix(hosts, policy=None):
+    """The fleet matrix: hosts, classes, source rows and class x target verdicts.
+
+    ``policy`` (see ``_policy.DEFAULT_POLICY``) decides sources whose driver
+    cannot be asked; ``{"enabled": false}`` leaves them ``unsupported``.
+    """
+    policy = P.normalize(policy)
+    classes, rows = build_classes(hosts, policy)
+    offered_by_host = {name: offered_types(h["facts"]) for name, h in hosts.items()
+                       if h.get("state") == "ok" and h.get("facts")}
     verdicts = {}
     for cid, c in classes.items():
         verdicts[cid] = {}
         for target in sorted(hosts):
             if c["sources"] == [target]:
                 continue
-            verdicts[cid][target] = target_verdicts(c, target, hosts[target])
+            verdicts[cid][target] = target_verdicts(c, target, hosts[target], policy, offered_by_host)
     host_table = {}
     for name in sorted(hosts):
         h = hosts[name]
         host_table[name] = {"state": h.get("state") or "unknown", "reason": h.get("reason"),
                             "probed": bool(h.get("probe") and "results" in h["probe"])}
     return {"schema_version": SCHEMA_VERSION, "hosts": host_table, "classes": classes,
-            "sources": rows, "verdicts": verdicts}
+            "sources": rows, "verdicts": verdicts, "policy": policy}
 
 
 def pair_status(matrix, row, target):

@@ -129,7 +129,8 @@ def test_drain_plan_ready():
 
 def test_unsupported_source_rows_explain_themselves():
     hosts = {"x": ok(facts({"mtty": {"mtty-2": (None, 3, [U1])}})), "y": ok(facts({"mtty": {"mtty-2": (None, 3, [])}}))}
-    m = M.compat_matrix(hosts)
-    plan = M.drain_plan(m, ["x"])
-    assert "does not support migration" in plan["stranded"][0]["reason"] or \
-        "does not support migration" in " ".join(plan["stranded"][0]["details"])
+    plan = M.drain_plan(M.compat_matrix(hosts, {"enabled": False}), ["x"])
+    assert plan["stranded"][0]["details"] == ["source has no migration attribute: it does not support migration"]
+    # with the policy on, missing facts make it say it cannot decide, never guess
+    plan = M.drain_plan(M.compat_matrix(hosts), ["x"])
+    assert "y: unknown - policy cannot decide: driver version not known on source" in plan["stranded"][0]["details"][0]
