@@ -11,7 +11,14 @@ The fleet is made to show every verdict:
   accept each other; igd-old is a generation without migration (ENODEV).
 - s390-1 with vfio-ccw and vfio-ap; serial-1 with the mtty sample, which has no
   migration attribute at all.
+- NVIDIA vGPU 17+ hosts without mdev (vendor-VFIO): no driver attribute exists,
+  so the operator's policy decides, and says so: h200-1 runs two vGPUs;
+  h200-2 has room on the same driver and stack; h200-3 runs another driver
+  version; h200-4 has an old QEMU.
 - offline is in the inventory but unreachable.
+
+Every host also gets a root beside its sys/ with a kernel release and a dpkg
+database, so the policy can read the stack.
 """
 
 import os
@@ -75,9 +82,27 @@ def serial_1(t):
     B.mtty(t, instances=[U["mtty"]])
 
 
+def h200_1(t):
+    B.vendor_vfio_vgpu(t, "0000:41:00.0", vfs=2, current={0: 1414, 1: 1414})
+
+
+def h200_2(t):
+    B.vendor_vfio_vgpu(t, "0000:41:00.0", vfs=4, current={0: 1415})
+
+
+def h200_3(t):
+    B.vendor_vfio_vgpu(t, "0000:41:00.0", vfs=4, driver_version="550.54.14")
+
+
+def h200_4(t):
+    B.vendor_vfio_vgpu(t, "0000:41:00.0", vfs=4)
+    return {"qemu": "1:7.2+dfsg-7+deb12u13"}
+
+
 HOSTS = {
     "gpu-a1": gpu_a1, "gpu-a2": gpu_a2, "gpu-b1": gpu_b1, "gpu-slow": gpu_slow, "gpu-flaky": gpu_flaky,
     "igd-1": igd_1, "igd-2": igd_2, "igd-old": igd_old, "s390-1": s390_1, "serial-1": serial_1,
+    "h200-1": h200_1, "h200-2": h200_2, "h200-3": h200_3, "h200-4": h200_4,
 }
 UNREACHABLE = ["offline"]
 
@@ -87,6 +112,7 @@ def build(dest):
     out = {}
     for name, fn in sorted(HOSTS.items()):
         tree = B.SysfsTree(os.path.join(dest, name))
-        fn(tree)
+        stack = fn(tree) or {}
+        B.host_stack(tree, **stack)
         out[name] = tree.save()
     return out

@@ -20,6 +20,7 @@ Host input (one dict per inventory host)::
      "probe": <migration_probe result dict> | None}
 """
 
+import hashlib
 import json
 
 from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
@@ -120,6 +121,12 @@ def _stack(facts):
     return {"kernel": stack.get("kernel"), "qemu": stack.get("qemu"), "libvirt": stack.get("libvirt")}
 
 
+def class_id(key):
+    """A class id that depends only on what the class is (stable across calls and runs)."""
+    kind = {"v": "v", "p": "p", "s": "l"}[key[0]]
+    return "%s%s" % (kind, hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:10])
+
+
 def build_classes(hosts, policy=None):
     """Group every source row into classes. Returns ``(classes, rows)``.
 
@@ -148,7 +155,7 @@ def build_classes(hosts, policy=None):
                 rows.append(row)
                 continue
             if key not in ids:
-                ids[key] = "c%d" % len(ids)
+                ids[key] = class_id(key)
                 classes[ids[key]] = {"id": ids[key], "mdev_type": row["mdev_type"], "version": row["version"],
                                      "self": row["self"], "kind": row["kind"], "evidence": evidence,
                                      "sources": []}
@@ -200,7 +207,7 @@ def probe_batches(hosts):
             continue
         offered = offered_types(h["facts"])
         batch = []
-        for cid, c in sorted(classes.items(), key=lambda kv: int(kv[0][1:])):
+        for cid, c in sorted(classes.items(), key=lambda kv: (kv[1]["mdev_type"], kv[1]["version"] or "", kv[0])):
             if c["version"] is None or c["mdev_type"] not in offered or c["sources"] == [host]:
                 continue
             batch.append({"id": cid, "mdev_type": c["mdev_type"], "version": c["version"]})

@@ -27,7 +27,7 @@ def test_batches_hold_one_check_per_class_the_target_offers():
     hosts = small_fleet()
     batches = M.probe_batches(hosts)
     assert "down" not in batches
-    assert [c["version"] for c in batches["a"]] == ["p-1.3", "p-1.1", "p-2.0"]
+    assert [c["version"] for c in batches["a"]] == ["p-1.1", "p-1.3", "p-2.0"]
     assert [c["version"] for c in batches["d"]] == []  # offers no nv-1; its own class is not sent to itself
     # b's own classes (1.3 on gpu0, 1.1 on gpu1) are not sent to b
     assert [c["version"] for c in batches["b"]] == ["p-1.2", "p-2.0"]

@@ -109,3 +109,15 @@ def test_driver_answers_are_never_replaced_by_policy():
     hosts = {"a": ok(facts({"gpu": {"nv-1": ("p-1.2", 3, [])}})), "b": ok(facts({"gpu": {"nv-1": ("p-1.2", 3, [])}}))}
     m = M.compat_matrix(hosts)
     assert {c["evidence"] for c in m["classes"].values()} == {"driver"}
+
+
+def test_batch_ids_match_matrix_ids_when_policy_classes_exist():
+    """Probe batches are computed before the matrix; their class ids must be the matrix's."""
+    from tests.synthetic import probe_all
+    hosts = {"aaa-vgpu": vgpu_host([1414], 2),
+             "b": ok(facts({"gpu": {"nv-1": ("p-1.2", 3, [])}})), "c": ok(facts({"gpu": {"nv-1": ("p-1.3", 3, [])}}))}
+    hosts = probe_all(hosts, M.probe_batches(hosts))
+    m = M.compat_matrix(hosts)
+    messages = [v["message"] for per in m["verdicts"].values() for vs in per.values() for v in vs]
+    assert not [msg for msg in messages if msg and "not probed" in msg]
+    assert M.compat_matrix(hosts)["classes"].keys() == m["classes"].keys()
