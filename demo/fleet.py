@@ -13,8 +13,8 @@ The fleet is made to show every verdict:
   migration attribute at all.
 - NVIDIA vGPU 17+ hosts without mdev (vendor-VFIO): no driver attribute exists,
   so the operator's policy decides, and says so: h200-1 runs two vGPUs;
-  h200-2 has room on the same driver and stack; h200-3 runs another driver
-  version; h200-4 has an old QEMU.
+  h200-2 has room for one on the same driver and stack; h200-3 runs another
+  driver version; h200-4 has an old QEMU. Draining h200-1 strands one vGPU.
 - offline is in the inventory but unreachable.
 
 Every host also gets a root beside its sys/ with a kernel release and a dpkg
@@ -87,7 +87,7 @@ def h200_1(t):
 
 
 def h200_2(t):
-    B.vendor_vfio_vgpu(t, "0000:41:00.0", vfs=4, current={0: 1415})
+    B.vendor_vfio_vgpu(t, "0000:41:00.0", vfs=2, current={0: 1415})
 
 
 def h200_3(t):

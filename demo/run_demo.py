@@ -33,20 +33,27 @@ def collection_path():
     return base
 
 
-def run(playbook="vfio.migration.readiness", args=(), inventory=os.path.join(HERE, "inventory.yml")):
+def run(playbook="vfio.migration.readiness", args=(), inventory=os.path.join(HERE, "inventory.yml"),
+        build_dir=BUILD, capture=False):
+    """Build the fleet in ``build_dir``, mount it, run ``playbook``; return the exit code
+    (or the completed process when ``capture``). The inventory finds the mount through
+    ``vfio_demo_mount`` (``-e`` overrides it when ``build_dir`` is not the default)."""
     why = fuse_unavailable()
     if why:
         sys.exit("the demo needs the FUSE sysfs emulator: %s" % why)
-    src, mnt = os.path.join(BUILD, "hosts"), os.path.join(BUILD, "mnt")
+    src, mnt = os.path.join(build_dir, "hosts"), os.path.join(build_dir, "mnt")
     shutil.rmtree(src, ignore_errors=True)
     build(src)
     os.makedirs(mnt, exist_ok=True)
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_path(), ANSIBLE_RETRY_FILES_ENABLED="0",
                ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_HOST_KEY_CHECKING="0")
     cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory, playbook] + list(args)
-    with EmulatorMount(src, mnt, os.path.join(BUILD, "writes.log")):
-        rc = subprocess.call(cmd, cwd=REPO, env=env)
-    return rc
+    if build_dir != BUILD:
+        cmd += ["-e", "vfio_demo_mount=%s" % mnt]
+    with EmulatorMount(src, mnt, os.path.join(build_dir, "writes.log")):
+        if capture:
+            return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+        return subprocess.call(cmd, cwd=REPO, env=env)
 
 
 def main():

@@ -349,7 +349,7 @@ def expand_cells(matrix):
                     "target_host": target, "target_parent": v["parent"], "status": v["status"],
                     "evidence": v["evidence"], "errno": v["errno"], "errno_name": v["errno_name"],
                     "message": v["message"], "target_available_instances": v["available_instances"],
-                    "layout": c is not None and c["version"] is None,
+                    "layout": c is not None and c.get("evidence") == "driver" and c["version"] is None,
                 })
     return cells
 

@@ -1,0 +1,69 @@
+# -*- coding: utf-8 -*-
+# Copyright: vfio.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Report filters: the compatibility matrix as JSON, CSV, Markdown or a self-contained HTML page.
+
+Documentation of each filter is in the YAML file of the same name beside
+this one (``ansible-doc -t filter vfio.migration.report_html``). The
+rendering itself lives in ``plugin_utils/_report.py``.
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.vfio.migration.plugins.plugin_utils import _report as R
+
+
+def _plain(value):
+    """Turn Ansible's lazy and tagged containers and strings into plain Python data."""
+    if isinstance(value, dict) or hasattr(value, "items") and not isinstance(value, (str, bytes)):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _render(name, renderer, matrix, *args, **kwargs):
+    """Run one renderer on plain inputs; bad input becomes an AnsibleFilterError naming the filter."""
+    try:
+        return renderer(_plain(matrix), *[_plain(a) for a in args], **kwargs)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise AnsibleFilterError("vfio.migration.%s: %s" % (name, exc)) from exc
+
+
+def report_json(matrix, plan=None, generated=None, cell_limit=R.DEFAULT_CELL_LIMIT):
+    """The matrix (and plan) as a stable JSON document."""
+    try:
+        if isinstance(cell_limit, bool):
+            raise TypeError("a boolean")
+        cell_limit = int(cell_limit)
+    except (TypeError, ValueError) as exc:
+        raise AnsibleFilterError("vfio.migration.report_json: cell_limit must be an integer, not %r"
+                                 % (cell_limit,)) from exc
+    return _render("report_json", R.render_json, matrix, plan, generated, cell_limit=cell_limit)
+
+
+def report_csv(matrix):
+    """One CSV row per source parent x target parent cell."""
+    return _render("report_csv", R.render_csv, matrix)
+
+
+def report_markdown(matrix, plan=None, generated=None):
+    """A Markdown report: summary, host x host tables per type, hosts, drain plan."""
+    return _render("report_markdown", R.render_markdown, matrix, plan, generated)
+
+
+def report_html(matrix, plan=None, generated=None):
+    """A self-contained HTML page with colour grids per type, legend, hosts and the drain plan."""
+    return _render("report_html", R.render_html, matrix, plan, generated)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "report_json": report_json,
+            "report_csv": report_csv,
+            "report_markdown": report_markdown,
+            "report_html": report_html,
+        }

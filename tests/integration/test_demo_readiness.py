@@ -1,0 +1,163 @@
+"""The demo readiness run, end to end: the report grid matches the emulator's rules.
+
+``make demo``'s own code runs vfio.migration.readiness over the bundled
+inventory (emulated hosts behind the FUSE emulator, one unreachable host).
+The expected status of every grid cell is computed here independently, from
+the demo's rules.json files and the emulator's rule classes: read the target
+attribute, write the source version, and classify the answer.
+"""
+
+import errno
+import html.parser
+import json
+import os
+
+import pytest
+
+from demo.fleet import HOSTS, UNREACHABLE
+from demo.run_demo import run
+from tests.emulator.mount import fuse_unavailable
+from tests.emulator.rules import build_rule
+
+pytestmark = [pytest.mark.emulator, pytest.mark.ansible,
+              pytest.mark.skipif(fuse_unavailable() is not None, reason=str(fuse_unavailable()))]
+
+ORDER = ["compatible", "incompatible", "unsupported", "missing_type", "error", "unknown"]
+WRITE_ERRNO = {errno.EINVAL: "incompatible", errno.EPROTO: "incompatible", errno.ENODEV: "unsupported",
+               errno.EIO: "error", errno.EACCES: "error"}
+
+
+class Grid(html.parser.HTMLParser):
+    """Collects every grid cell's data-* attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells = {}
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "data-source" in a and "data-target" in a and "data-type" in a:
+            self.cells[(a["data-source"], a["data-type"], a["data-target"])] = (a["data-status"], a.get("data-evidence"))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    base = tmp_path_factory.mktemp("demo")
+    report = base / "report"
+    proc = run(args=["-e", "vfio_migration_report_dir=%s" % report, "-e", "vfio_migration_report_timestamp=false"],
+               build_dir=str(base / "build"), capture=True)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    grid = Grid()
+    grid.feed((report / "report.html").read_text())
+    rules = {h: json.loads((base / "build" / "hosts" / h / "rules.json").read_text())["attributes"] for h in HOSTS}
+    return {"grid": grid.cells, "rules": rules, "report": report, "stdout": proc.stdout}
+
+
+def type_rules(rules):
+    """``{type: {parent_dir: spec}}`` from one host's rules (type-level attributes only)."""
+    out = {}
+    for path, spec in rules.items():
+        parts = path.split("/")
+        if "mdev_supported_types" in parts:
+            i = parts.index("mdev_supported_types")
+            out.setdefault(parts[i + 1], {})["/".join(parts[:i])] = spec
+    return out
+
+
+def answer(source_spec, target_spec):
+    """What the target's driver says to the source's version: one of ORDER."""
+    source, target = build_rule(source_spec), build_rule(target_spec)
+    try:
+        version = source.read()
+    except OSError:
+        return "unsupported"
+    try:
+        target.read()
+    except OSError as exc:
+        return "error" if exc.errno in (errno.EIO, errno.EACCES) else "unsupported"
+    try:
+        target.write(version)
+        return "compatible"
+    except OSError as exc:
+        return WRITE_ERRNO[exc.errno]
+
+
+def expected_cells(rules):
+    by_host = {h: type_rules(r) for h, r in rules.items()}
+    cells = {}
+    for src, types in by_host.items():
+        for mdev_type, src_parents in types.items():
+            for tgt in list(HOSTS) + UNREACHABLE:
+                if tgt == src:
+                    continue
+                if tgt in UNREACHABLE:
+                    status = "unknown"
+                else:
+                    tgt_parents = by_host[tgt].get(mdev_type, {})
+                    got = [answer(s, t) for s in src_parents.values() for t in tgt_parents.values()]
+                    if not tgt_parents:
+                        got = ["missing_type"]
+                    status = min(got, key=ORDER.index)
+                # a source that cannot migrate says so against every target
+                if all(answer(s, s) == "unsupported" for s in src_parents.values()):
+                    status = "unsupported"
+                cells[(src, mdev_type, tgt)] = status
+    return cells
+
+
+def test_grid_matches_the_emulator_rules_cell_by_cell(demo):
+    expected = expected_cells(demo["rules"])
+    assert len(expected) > 150
+    got = {k: v[0] for k, v in demo["grid"].items() if k in expected}
+    assert got == expected
+    assert {demo["grid"][k][1] for k in expected if expected[k] in ("compatible", "incompatible")} == {"driver"}
+
+
+def test_policy_cells_say_they_rest_on_policy(demo):
+    g = demo["grid"]
+    assert g[("h200-1", "NVIDIA H200X-1-18C", "h200-2")] == ("compatible", "policy")
+    assert g[("h200-1", "NVIDIA H200X-1-18C", "h200-3")] == ("incompatible", "policy")
+    assert g[("h200-1", "NVIDIA H200X-1-18C", "h200-4")] == ("incompatible", "policy")
+    matrix = json.loads((demo["report"] / "matrix.json").read_text())
+    msgs = {c["target_host"]: c["message"] for c in matrix["cells"]
+            if c["source_host"] == "h200-1" and c["target_host"] in ("h200-3", "h200-4")}
+    assert msgs == {"h200-3": "policy: target driver 550.54.14, source 550.90.07",
+                    "h200-4": "policy: QEMU 7.2 < 8.1 on target"}
+
+
+def test_unreachable_and_faulty_hosts_are_never_verdicts(demo):
+    matrix = json.loads((demo["report"] / "matrix.json").read_text())
+    assert matrix["hosts"]["offline"]["state"] == "unreachable"
+    for c in matrix["cells"]:
+        if c["target_host"] == "offline":
+            assert c["status"] == ("unknown" if c["class"] else "unsupported") and c["message"]
+        if c["target_host"] == "gpu-flaky" and c["source_version"] and c["status"] != "missing_type":
+            assert (c["status"], c["errno_name"]) == ("error", "EIO")
+
+
+def test_demo_plan_places_and_strands_with_reasons(demo):
+    plan = json.loads((demo["report"] / "matrix.json").read_text())["plan"]
+    assert plan["drain_hosts"] == ["gpu-a1", "h200-1", "igd-1"]
+    placed = {p["device"]: p["target_host"] for p in plan["placements"]}
+    stranded = {s["device"]: s for s in plan["stranded"]}
+    # gpu-a1's two nvidia-257 vGPUs (2.3) go to hosts that accept 2.3, never to gpu-b1 (3.0) or gpu-flaky (EIO)
+    for dev in ("6a0c5e1e-0001-4000-8000-00000000a101", "6a0c5e1e-0002-4000-8000-00000000a102"):
+        assert placed[dev] in ("gpu-a2", "gpu-slow")
+    assert placed["6a0c5e1e-0004-4000-8000-0000000019d1"] == "igd-2"
+    assert sorted(v for k, v in placed.items() if k.startswith("0000:41")) == ["h200-2"]
+    assert list(stranded) == ["0000:41:00.2"] and not plan["ready"]
+    assert "every compatible target is full: h200-2/0000:41:00.0" == stranded["0000:41:00.2"]["reason"]
+    details = "\n".join(stranded["0000:41:00.2"]["details"])
+    assert "h200-3: incompatible - policy: target driver 550.54.14, source 550.90.07" in details
+    assert "h200-4: incompatible - policy: QEMU 7.2 < 8.1 on target" in details
+    assert "offline: unknown" in details
+    assert "vfio.migration reports:" in demo["stdout"]
+
+
+def test_reports_are_deterministic(demo, tmp_path):
+    report2 = tmp_path / "again"
+    proc = run(args=["-e", "vfio_migration_report_dir=%s" % report2, "-e", "vfio_migration_report_timestamp=false"],
+               build_dir=str(tmp_path / "build"), capture=True)
+    assert proc.returncode == 0
+    for name in ("matrix.json", "matrix.csv", "matrix.md", "report.html"):
+        assert (report2 / name).read_bytes() == (demo["report"] / name).read_bytes(), name

@@ -1,0 +1,464 @@
+"""Reports of the fleet matrix (plugin_utils._report and the report_* filters)."""
+
+import csv
+import io
+import json
+import os
+import subprocess
+from html.parser import HTMLParser
+
+import pytest
+import yaml
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.vfio.migration.plugins.filter import report as F
+from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
+from ansible_collections.vfio.migration.plugins.plugin_utils import _report as R
+from tests.browser.report_fixture import (EVIL_HOST, EVIL_MESSAGE, EVIL_PARENT, EVIL_TYPE, EXPECTED_ALPHA,
+                                          all_status_matrix, all_status_plan)
+from tests.conftest import COLLECTIONS, REPO, ansible_bin
+from tests.synthetic import facts, fleet, ok, probe_all
+
+U1, U2, U3 = ("11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222",
+              "33333333-3333-4333-8333-333333333333")
+STAMP = "2025-06-01T12:00:00Z"
+
+
+def small_hosts(order=1):
+    """Four hosts: a (nv-1 1.2, two instances), b (nv-1 1.3), c (nv-1 2.0 and gvt-4), down.
+
+    ``order=-1`` builds every dict in reverse insertion order, to prove no output depends on it.
+    """
+    def rev(d):
+        items = list(d.items())
+        return dict(items[::order])
+
+    hosts = rev({
+        "a": ok(facts(rev({"gpu0": {"nv-1": ("p-1.2", 3, [U1, U2])}}))),
+        "b": ok(facts(rev({"gpu0": {"nv-1": ("p-1.3", 1, [])}}))),
+        "c": ok(facts(rev({"gpu0": {"nv-1": ("p-2.0", 8, [U3])}, "igd": {"gvt-4": ("q-1.0", 2, [])}}))),
+        "down": {"state": "unreachable", "reason": "ssh: connection refused", "facts": None, "probe": None},
+    })
+    return probe_all(hosts, M.probe_batches(hosts))
+
+
+def small_matrix(order=1):
+    return M.compat_matrix(small_hosts(order))
+
+
+# Best status per (type, source host, target host) in small_matrix.
+SMALL_EXPECTED = {
+    ("nv-1", "a", "a"): "self", ("nv-1", "a", "b"): "compatible", ("nv-1", "a", "c"): "incompatible",
+    ("nv-1", "a", "down"): "unknown",
+    ("nv-1", "b", "a"): "incompatible", ("nv-1", "b", "b"): "self", ("nv-1", "b", "c"): "incompatible",
+    ("nv-1", "b", "down"): "unknown",
+    ("nv-1", "c", "a"): "incompatible", ("nv-1", "c", "b"): "incompatible", ("nv-1", "c", "c"): "self",
+    ("nv-1", "c", "down"): "unknown",
+    ("gvt-4", "c", "a"): "missing_type", ("gvt-4", "c", "b"): "missing_type", ("gvt-4", "c", "c"): "self",
+    ("gvt-4", "c", "down"): "unknown",
+}
+
+
+class CellParser(HTMLParser):
+    """Collects grid cells (elements with data-status inside a grid) and every start tag seen."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.cells, self.tags, self._open = [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        a = dict(attrs)
+        if "data-status" in a and "cell" in (a.get("class") or "").split():
+            self._open = dict(a, label="")
+            self.cells.append(self._open)
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._open = None
+
+    def handle_data(self, data):
+        if self._open is not None:
+            self._open["label"] += data
+
+
+def parse_cells(page):
+    p = CellParser()
+    p.feed(page)
+    p.close()
+    return p
+
+
+def grid_map(page):
+    return {(c["data-type"], c["data-source"], c["data-target"]): c for c in parse_cells(page).cells}
+
+
+def reorder(value):
+    """The same data with every dict's insertion order reversed."""
+    if isinstance(value, dict):
+        return {k: reorder(value[k]) for k in reversed(list(value))}
+    if isinstance(value, list):
+        return [reorder(v) for v in value]
+    return value
+
+
+# -- HTML --------------------------------------------------------------------------
+
+def test_html_cells_carry_the_best_status_per_host_pair():
+    cells = grid_map(R.render_html(small_matrix()))
+    assert {k: c["data-status"] for k, c in cells.items()} == SMALL_EXPECTED
+    for (mdev_type, src, dst), c in cells.items():
+        status = SMALL_EXPECTED[(mdev_type, src, dst)]
+        assert c["label"] == R.STATUS_LABELS[status]
+        assert "st-%s" % status in c["class"].split()
+        assert c["title"].startswith("%s -> %s (%s)" % (src, dst, mdev_type))
+    assert cells[("nv-1", "a", "b")]["data-evidence"] == "driver"
+    assert cells[("nv-1", "a", "down")]["data-evidence"] == "none"
+    assert "connection refused" in cells[("nv-1", "a", "down")]["title"]
+    assert "EPROTO" in cells[("nv-1", "a", "c")]["title"]  # errno of the refusing write
+
+
+def test_html_best_status_over_parents_and_every_status():
+    cells = grid_map(R.render_html(all_status_matrix()))
+    got = {dst: (c["data-status"], c["data-evidence"]) for (t, src, dst), c in cells.items()
+           if t == "nv-1" and src == "alpha" and dst != "alpha"}
+    assert got == EXPECTED_ALPHA
+    # beta has gpu0 (1.3, takes 1.2) and gpu1 (1.1, refuses): both parents are in the title
+    title = cells[("nv-1", "alpha", "beta")]["title"]
+    assert "gpu0 -> gpu0: compatible" in title and "gpu0 -> gpu1: incompatible" in title
+    assert cells[("nv-1", "alpha", "alpha")]["data-status"] == "self"
+
+
+def test_policy_evidence_looks_different():
+    cells = grid_map(R.render_html(all_status_matrix()))
+    policy, driver = cells[("nv-1", "alpha", "eta")], cells[("nv-1", "alpha", "beta")]
+    assert policy["data-status"] == driver["data-status"] == "compatible"
+    assert policy["label"] == "OK" + R.POLICY_SUFFIX and driver["label"] == "OK"
+    assert "ev-policy" in policy["class"].split() and "ev-driver" in driver["class"].split()
+    assert "not driver-verified" in policy["title"]
+
+
+def test_html_escapes_hostile_strings_everywhere():
+    matrix, = [all_status_matrix()]
+    page = R.render_html(matrix, all_status_plan(matrix), generated="<i>now</i>")
+    parsed = parse_cells(page)
+    # nothing from the matrix became an element: only the report's own tags
+    assert not {"script", "img", "i", "iframe", "object", "embed", "link"} & set(parsed.tags)
+    assert "<script" not in page and "<img" not in page and "<i>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "alert(&#x27;m&#x27;)" in page and "&amp; &quot;quoted&quot;" in page
+    # attributes round-trip to the original strings
+    cells = grid_map(page)
+    assert (EVIL_TYPE, EVIL_HOST, "alpha") in cells
+    assert cells[("nv-1", EVIL_HOST, "alpha")]["data-source"] == EVIL_HOST
+    assert EVIL_PARENT in cells[("nv-1", "alpha", EVIL_HOST)]["title"]
+    assert EVIL_MESSAGE in cells[("nv-1", "gamma", EVIL_HOST)]["title"]
+
+
+def test_html_is_self_contained():
+    lowered = R.render_html(small_matrix(), M.drain_plan(small_matrix(), ["a"])).lower()
+    for needle in ("http:", "https:", "//", "src=", "href=", "<link", "@import", "url(", "<script", "@font-face"):
+        assert needle not in lowered, needle
+    assert "default-src 'none'" in lowered
+    parsed = parse_cells(R.render_html(all_status_matrix()))
+    assert set(parsed.tags) <= {"html", "head", "meta", "title", "style", "body", "header", "main", "h1", "h2", "h3",
+                                "span", "p", "b", "code", "div", "dl", "dt", "dd", "table", "thead", "tbody", "tr",
+                                "th", "td", "ul", "li"}
+
+
+def test_html_plan_badge_placements_and_stranded():
+    matrix = all_status_matrix()
+    plan = all_status_plan(matrix)
+    page = R.render_html(matrix, plan)
+    assert 'data-ready="false"' in page and "NOT READY" in page
+    assert U1 in page and U2 in page  # placed
+    assert U3 in page and "no compatible target outside the drain set" in page  # stranded, with why
+    ready = R.render_html(matrix, M.drain_plan(matrix, ["eta"]))  # eta holds no instance
+    assert 'data-ready="true"' in ready and ">READY<" in ready
+    assert "No drain plan was requested." in R.render_html(matrix)
+
+
+def test_html_host_table_shows_state_and_reason():
+    page = R.render_html(small_matrix())
+    assert "unreachable" in page and "ssh: connection refused" in page
+
+
+def test_html_big_fleet_gets_a_class_summary_not_a_grid():
+    hosts = fleet(R.GRID_LIMIT + 1, n_types=1, versions_per_type=2)
+    matrix = M.compat_matrix(probe_all(hosts, M.probe_batches(hosts)))
+    page = R.render_html(matrix)
+    assert not parse_cells(page).cells
+    assert "more than a %d x %d grid" % (R.GRID_LIMIT, R.GRID_LIMIT) in page
+    assert page.count(' data-class="') == len(matrix["classes"]) * len(R.E.STATUSES)
+    md = R.render_markdown(matrix)
+    assert "too many for host x host tables" in md
+    assert all("| %s |" % cid in md for cid in matrix["classes"])
+
+
+# -- determinism -------------------------------------------------------------------
+
+RENDERERS = {
+    "json": R.render_json,
+    "csv": lambda m, p, g: R.render_csv(m),
+    "markdown": R.render_markdown,
+    "html": R.render_html,
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(RENDERERS))
+def test_same_inputs_same_bytes(fmt):
+    render = RENDERERS[fmt]
+    m1, m2 = small_matrix(), small_matrix(order=-1)
+    plan1, plan2 = M.drain_plan(m1, ["a"]), M.drain_plan(m2, ["a"])
+    first = render(m1, plan1, STAMP)
+    assert render(m1, plan1, STAMP) == first
+    assert render(m2, plan2, STAMP) == first  # hosts, parents and types given in another order
+    assert render(reorder(m1), reorder(plan1), STAMP) == first  # every dict of the matrix reordered
+    hostile = all_status_matrix()
+    assert render(reorder(hostile), None, STAMP) == render(hostile, None, STAMP)
+
+
+@pytest.mark.parametrize("fmt", ["json", "markdown", "html"])
+def test_only_generated_varies(fmt):
+    m = small_matrix()
+    a = RENDERERS[fmt](m, None, "2025-01-01T00:00:00Z").splitlines()
+    b = RENDERERS[fmt](m, None, "2031-12-31T23:59:59Z").splitlines()
+    diff = [(x, y) for x, y in zip(a, b) if x != y]
+    assert len(a) == len(b) and len(diff) == 1
+    assert "2025-01-01T00:00:00Z" in diff[0][0] and "2031-12-31T23:59:59Z" in diff[0][1]
+    assert "2025" not in RENDERERS[fmt](m, None, None)
+
+
+# -- JSON --------------------------------------------------------------------------
+
+def test_json_schema():
+    m = small_matrix()
+    plan = M.drain_plan(m, ["a"])
+    text = R.render_json(m, plan, STAMP)
+    assert text.endswith("}\n") and text.startswith('{\n "cells"')  # sorted keys, indent 1
+    doc = json.loads(text)
+    assert set(doc) == {"schema_version", "generated", "hosts", "classes", "cells", "cells_omitted", "verdicts",
+                        "sources", "summary", "plan", "policy"}
+    assert doc["schema_version"] == 1 and doc["generated"] == STAMP
+    assert doc["hosts"]["down"] == {"state": "unreachable", "reason": "ssh: connection refused", "probed": False}
+    assert [(c["mdev_type"], c["version"]) for c in doc["classes"]] == [
+        ("gvt-4", "q-1.0"), ("nv-1", "p-1.2"), ("nv-1", "p-1.3"), ("nv-1", "p-2.0")]
+    assert {c["id"] for c in doc["classes"]} == set(m["classes"])
+    assert doc["cells_omitted"] == 0 and doc["verdicts"] is None and doc["sources"] is None
+    assert len(doc["cells"]) == len(M.expand_cells(m))
+    assert set(doc["cells"][0]) == {"source_host", "source_parent", "mdev_type", "source_kind", "source_version",
+                                    "source_devices", "class", "target_host", "target_parent", "status", "evidence",
+                                    "errno", "errno_name", "message", "target_available_instances", "layout"}
+    keys = [(c["source_host"], c["source_parent"], c["mdev_type"], c["target_host"], c["target_parent"] or "")
+            for c in doc["cells"]]
+    assert keys == sorted(keys)
+    s = doc["summary"]
+    assert set(s) == {"cells", "status_counts", "evidence_counts", "host_count", "host_states", "hosts_by_state",
+                      "class_count", "ready"}
+    assert s["cells"] == len(doc["cells"]) == sum(s["status_counts"].values()) == sum(s["evidence_counts"].values())
+    assert set(s["status_counts"]) == set(R.E.STATUSES)
+    assert s["host_states"] == {"ok": 3, "unreachable": 1}
+    assert s["hosts_by_state"] == {"ok": ["a", "b", "c"], "unreachable": ["down"]}
+    assert s["ready"] is plan["ready"] is False
+    assert doc["plan"] == json.loads(json.dumps(plan))
+    assert json.loads(R.render_json(m))["plan"] is None
+
+
+def _rebuild_cells(doc):
+    """Cells from the compact form: every source row x its class's verdicts or its own status."""
+    per = {(v["class"], v["target_host"]): v["parents"] for v in doc["verdicts"]}
+    out = []
+    for row in doc["sources"]:
+        for target in sorted(doc["hosts"]):
+            if target == row["host"]:
+                continue
+            if row["class"] is None:
+                verdicts = [{"parent": None, "status": row["source_status"], "message": row["reason"]}]
+            else:
+                verdicts = per.get((row["class"], target), [])
+            out.extend((row["host"], row["parent"], row["mdev_type"], row["version"], target, v["parent"],
+                        v["status"], v.get("errno_name"), v["message"]) for v in verdicts)
+    return sorted(out, key=repr)
+
+
+def test_json_cell_limit_keeps_everything_in_compact_form():
+    m = all_status_matrix()
+    full = json.loads(R.render_json(m, cell_limit=10 ** 6))
+    n = len(full["cells"])
+    assert json.loads(R.render_json(m, cell_limit=n))["cells_omitted"] == 0
+    compact = json.loads(R.render_json(m, cell_limit=n - 1))
+    assert compact["cells"] is None and compact["cells_omitted"] == n
+    assert compact["summary"] == full["summary"] and compact["classes"] == full["classes"]
+    assert len(compact["verdicts"]) == sum(len(per) for per in m["verdicts"].values())
+    assert all(set(v) == {"class", "target_host", "status", "evidence", "parents"} for v in compact["verdicts"])
+    assert all("key" not in r and "source_status" in r for r in compact["sources"])
+    expected = sorted(((c["source_host"], c["source_parent"], c["mdev_type"], c["source_version"], c["target_host"],
+                        c["target_parent"], c["status"], c["errno_name"], c["message"]) for c in full["cells"]),
+                      key=repr)
+    assert _rebuild_cells(compact) == expected
+
+
+@pytest.mark.parametrize("bad", [-1, "10", 1.5, True, None])
+def test_json_cell_limit_must_be_a_count(bad):
+    with pytest.raises(ValueError, match="cell_limit"):
+        R.render_json(small_matrix(), cell_limit=bad)
+
+
+# -- CSV ---------------------------------------------------------------------------
+
+def test_csv_one_row_per_cell_with_header():
+    m = small_matrix()
+    rows = list(csv.reader(io.StringIO(R.render_csv(m))))
+    assert rows[0][:3] == ["source_host", "source_parent", "mdev_type"] and len(rows[0]) == 16
+    assert len(rows) == 1 + len(M.expand_cells(m))
+    a_to_b = [r for r in rows if r[0] == "a" and r[7] == "b"]
+    assert a_to_b == [["a", "gpu0", "nv-1", "mdev", "p-1.2", "%s %s" % (U1, U2), a_to_b[0][6], "b", "gpu0",
+                       "compatible", "driver", "", "", "", "1", "false"]]
+    assert not any(r[0] == r[7] for r in rows[1:])
+
+
+def test_csv_defuses_spreadsheet_formulas():
+    hosts = {
+        "=evil": ok(facts({"+gpu": {"@SUM(A1)": ("-1.2", 1, ["=1+1"])}})),
+        "t": ok(facts({"-gpu": {"@SUM(A1)": ("-1.2", 1, [])}})),
+    }
+    for name, batch in M.probe_batches(hosts).items():
+        hosts[name]["probe"] = {"results": [
+            {"id": check["id"], "mdev_type": check["mdev_type"], "parent": p, "status": "error", "errno": 13,
+             "errno_name": "EACCES", "message": "=HYPERLINK(\"http://x\")"}
+            for check in batch for p in hosts[name]["facts"]["parents"]]}
+    text = R.render_csv(M.compat_matrix(hosts))
+    rows = list(csv.reader(io.StringIO(text)))[1:]
+    assert rows
+    for row in rows:
+        for field in row:
+            assert not field.startswith(("=", "+", "-", "@")), row
+    row = next(r for r in rows if r[0] == "'=evil")
+    assert row[1:3] == ["'+gpu", "'@SUM(A1)"] and row[4] == "'-1.2" and row[5] == "'=1+1"
+    assert row[13] == "'=HYPERLINK(\"http://x\")"
+
+
+# -- Markdown ----------------------------------------------------------------------
+
+def _md_cells(line):
+    """Split a Markdown table row on unescaped pipes."""
+    parts, cur, i = [], "", 0
+    while i < len(line):
+        if line[i] == "\\" and i + 1 < len(line):
+            cur += line[i:i + 2]
+            i += 2
+            continue
+        if line[i] == "|":
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += line[i]
+        i += 1
+    parts.append(cur)
+    return [p.strip() for p in parts[1:-1]]
+
+
+def test_markdown_grid_and_sections():
+    m = small_matrix()
+    md = R.render_markdown(m, M.drain_plan(m, ["a"]), STAMP)
+    assert md.endswith("\n") and not md.endswith("\n\n")
+    lines = md.splitlines()
+    assert "Generated: %s" % STAMP in lines and "Drain plan: **NOT READY**" in lines
+    nv = lines.index("### nv-1")
+    assert _md_cells(lines[nv + 2]) == ["source \\\\ target", "a", "b", "c", "down"]
+    assert _md_cells(lines[nv + 4]) == ["a", "self", "OK", "NO", "?"]
+    gvt = lines.index("### gvt-4")
+    assert _md_cells(lines[gvt + 4]) == ["c", "NOTYPE", "NOTYPE", "self", "?"]
+    assert "| down | unreachable | no | ssh: connection refused |" in lines
+    assert any(U2 in line and "every compatible target is full: b/gpu0" in line for line in lines)
+
+
+def test_markdown_escapes_sysfs_strings():
+    hosts = small_hosts()
+    hosts["x|y`z"] = ok(facts({"<b>gpu</b>": {"nv-1": ("p-1.9", 1, [])}}))
+    hosts["x|y`z"]["probe"] = {"results": []}
+    hosts["down"]["reason"] = "boom | `rm -rf` <script>alert(1)</script> [link](javascript:x) *bold* _it_"
+    md = R.render_markdown(M.compat_matrix(hosts))
+    assert "<script>" not in md and "<b>" not in md
+    assert "x\\|y\\`z" in md
+    row = next(line for line in md.splitlines() if line.startswith("| down |"))
+    cells = _md_cells(row)
+    assert len(cells) == 4  # the pipe in the reason did not split the cell
+    assert cells[3] == ("boom \\| \\`rm -rf\\` &lt;script&gt;alert(1)&lt;/script&gt; \\[link\\](javascript:x) "
+                        "\\*bold\\* \\_it\\_")
+    header = next(line for line in md.splitlines() if line.startswith("| source"))
+    assert len(_md_cells(header)) == 1 + 5
+    assert R.md_escape("i915-GVTg_V5_4") == "i915-GVTg_V5_4"  # intraword underscores stay readable
+    assert R.md_escape("a\nb\r\nc") == "a b c"
+
+
+# -- validation and filters --------------------------------------------------------
+
+@pytest.mark.parametrize("render", [R.render_json, R.render_csv, R.render_markdown, R.render_html])
+def test_renderers_refuse_what_is_not_a_matrix(render):
+    for bad in (None, {}, {"schema_version": 1}, {"schema_version": 2, "hosts": {}}):
+        with pytest.raises(ValueError, match="compat_matrix"):
+            render(bad)
+
+
+def test_plan_and_generated_are_checked():
+    m = small_matrix()
+    with pytest.raises(ValueError, match="drain_plan"):
+        R.render_html(m, plan={"placements": []})
+    with pytest.raises(ValueError, match="generated"):
+        R.render_markdown(m, generated=12345)
+    assert R.render_html(m, plan={}) == R.render_html(m)  # an empty plan is no plan
+
+
+def test_filters_wrap_the_renderers():
+    filters = F.FilterModule().filters()
+    assert sorted(filters) == ["report_csv", "report_html", "report_json", "report_markdown"]
+    m = small_matrix()
+    plan = M.drain_plan(m, ["a"])
+    assert filters["report_json"](m, plan, STAMP) == R.render_json(m, plan, STAMP)
+    assert filters["report_json"](m, cell_limit="0") == R.render_json(m, cell_limit=0)
+    assert filters["report_csv"](m) == R.render_csv(m)
+    assert filters["report_markdown"](m, plan, STAMP) == R.render_markdown(m, plan, STAMP)
+    assert filters["report_html"](m, plan, STAMP) == R.render_html(m, plan, STAMP)
+    with pytest.raises(AnsibleFilterError, match="report_html: expected the output of vfio.migration.compat_matrix"):
+        filters["report_html"]({"hosts": {}})
+    with pytest.raises(AnsibleFilterError, match="report_json: cell_limit"):
+        filters["report_json"](m, cell_limit="many")
+    with pytest.raises(AnsibleFilterError, match="report_markdown: generated"):
+        filters["report_markdown"](m, None, ["not", "a", "string"])
+
+
+@pytest.mark.parametrize("name", ["report_json", "report_csv", "report_markdown", "report_html"])
+def test_filter_doc_sidecars(name):
+    with open(os.path.join(REPO, "plugins", "filter", name + ".yml")) as f:
+        doc = yaml.safe_load(f)
+    d = doc["DOCUMENTATION"]
+    assert d["name"] == name and str(d["version_added"]) == "0.1.0" and d["author"]
+    assert d["short_description"] and d["description"]
+    assert d["options"]["_input"]["required"] is True
+    assert doc["EXAMPLES"].strip() and doc["RETURN"]["_value"]["type"] == "str"
+    if name != "report_csv":
+        assert {"plan", "generated"} <= set(d["options"])
+
+
+@pytest.mark.ansible
+def test_ansible_doc_shows_report_html():
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS)
+    proc = subprocess.run([ansible_bin("ansible-doc"), "-t", "filter", "vfio.migration.report_html"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())
+    assert "as one HTML page with inline CSS" in text and "generated" in text and "_value" in text
+
+
+def test_policy_classes_are_named_as_such(monkeypatch):
+    m = small_matrix()
+    cls = next(c for c in m["classes"].values() if c["mdev_type"] == "gvt-4")
+    cls.update(version=None, evidence="policy")
+    assert R.class_basis(cls) == "policy"
+    assert "gvt-4</code> on c" not in R.render_html(m)
+    assert "policy (no driver attribute)" in R.render_html(m)
+    monkeypatch.setattr(R, "GRID_LIMIT", 2)  # the per-class summary instead of grids
+    assert "policy (no driver attribute)" in R.render_html(m)
+    assert "| policy (no driver attribute) |" in R.render_markdown(m)
