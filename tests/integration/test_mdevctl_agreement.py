@@ -13,6 +13,7 @@ import pytest
 
 from tests.ansible_runner import adhoc, write_inventory
 from tests.fixtures.sysfs_builder import SCENARIOS
+from tests.mdevctl_view import from_facts, from_mdevctl
 
 pytestmark = [pytest.mark.mdevctl, pytest.mark.ansible]
 
@@ -28,20 +29,8 @@ def mdevctl_json(tree_sys, *args):
 
 
 def mdevctl_view(tree_sys):
-    """Normalise mdevctl's output: types by parent, devices by uuid."""
-    types = {}
-    for entry in mdevctl_json(tree_sys, "types"):
-        for parent, tlist in entry.items():
-            for t in tlist:
-                for type_id, attrs in t.items():
-                    types.setdefault(parent, {})[type_id] = attrs
-    devices = {}
-    for entry in mdevctl_json(tree_sys, "list"):
-        for parent, dlist in entry.items():
-            for d in dlist:
-                for uuid, attrs in d.items():
-                    devices[uuid] = {"parent": parent, "mdev_type": attrs["mdev_type"]}
-    return types, devices
+    """mdevctl's view of a tree: types by parent, devices by uuid."""
+    return from_mdevctl(mdevctl_json(tree_sys, "types"), mdevctl_json(tree_sys, "list"))
 
 
 @pytest.fixture(scope="module")
@@ -59,20 +48,8 @@ def test_mdev_facts_agrees_with_mdevctl(scenario, fixture_trees, facts_by_scenar
     tree_sys = os.path.join(fixture_trees[scenario], "sys")
     want_types, want_devices = mdevctl_view(tree_sys)
     facts = facts_by_scenario[scenario]
-
-    got_types = {}
-    for parent, p in facts["parents"].items():
-        for type_id, t in p["types"].items():
-            row = {"available_instances": t["available_instances"], "device_api": t["device_api"]}
-            if t["name"] is not None:
-                row["name"] = t["name"]
-            if t["description"] is not None:
-                # mdevctl joins a multi-line description with ", "
-                row["description"] = ", ".join(t["description"].splitlines())
-            got_types.setdefault(parent, {})[type_id] = row
+    got_types, got_devices = from_facts(facts)
     assert got_types == want_types
-
-    got_devices = {u: {"parent": d["parent"], "mdev_type": d["mdev_type"]} for u, d in facts["devices"].items()}
     assert got_devices == want_devices
     # and every instance is listed under its type
     for uuid, d in facts["devices"].items():
