@@ -109,8 +109,8 @@ def _class_of(mig):
                 "reason": "source has no migration attribute: it does not support migration",
                 "source_status": E.UNSUPPORTED}
     reason = "reading the source's %s failed: %s%s" % (
-            mig.get("attribute") or "migration attribute", err.get("message") or "unknown error",
-            " (%s)" % err["errno_name"] if err.get("errno_name") else "")
+        mig.get("attribute") or "migration attribute", err.get("message") or "unknown error",
+        " (%s)" % err["errno_name"] if err.get("errno_name") else "")
     status = E.ERROR if mig.get("supported") is None and err else E.UNSUPPORTED
     return {"key": None, "version": None, "self": None, "supported": False, "no_attribute": False,
             "reason": reason, "source_status": status}

@@ -114,4 +114,4 @@ def check(policy, source, target):
     if missing:
         return "unknown", "policy cannot decide: " + "; ".join(missing)
     return "compatible", "policy: same type, driver %s on both%s" % (
-        tdrv or "unchecked", ", stack minimums met" if any(policy["min_%s" % k] for k, _ in STACK_LABELS) else "")
+        tdrv or "unchecked", ", stack minimums met" if any(policy["min_%s" % k] for k, label in STACK_LABELS) else "")

@@ -10,7 +10,6 @@ attribute, write the source version, and classify the answer.
 import errno
 import html.parser
 import json
-import os
 
 import pytest
 

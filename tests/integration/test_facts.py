@@ -38,8 +38,8 @@ def test_vendor_vfio_vgpus_and_stack(inv):
 
 
 def test_check_mode_reads_the_same(inv):
-    normal, _ = adhoc(inv, "vfio.migration.mdev_facts", "sysfs_root={{ tree }}", limit="gvtg")
-    checked, _ = adhoc(inv, "vfio.migration.mdev_facts", "sysfs_root={{ tree }}", limit="gvtg", check=True)
+    normal = adhoc(inv, "vfio.migration.mdev_facts", "sysfs_root={{ tree }}", limit="gvtg")[0]
+    checked = adhoc(inv, "vfio.migration.mdev_facts", "sysfs_root={{ tree }}", limit="gvtg", check=True)[0]
     assert normal["gvtg"]["ansible_facts"] == checked["gvtg"]["ansible_facts"]
 
 

@@ -63,10 +63,16 @@ def target(tmp_path_factory):
         yield {"inv": inv, "emu": emu, "root": str(mnt / "target" / "sys")}
 
 
-def probe(target, checks, check_mode=False, **opts):
+def probe_run(target, checks, check_mode=False, **opts):
+    """Run the module; return ``(result, completed_process)``."""
     args = dict({"sysfs_root": target["root"], "allow_non_sysfs": True, "checks": checks}, **opts)
     results, proc = adhoc(target["inv"], "vfio.migration.migration_probe", args, check=check_mode)
     return results["target"], proc
+
+
+def probe(target, checks, check_mode=False, **opts):
+    """Run the module; return its result."""
+    return probe_run(target, checks, check_mode, **opts)[0]
 
 
 def by_parent(result, check_id):
@@ -75,7 +81,7 @@ def by_parent(result, check_id):
 
 def test_every_vendor_rule_gives_its_verdict(target):
     before = len(target["emu"].writes())
-    res, _ = probe(target, [
+    res = probe(target, [
         {"id": "gvt-same", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4},
         {"id": "gvt-other", "mdev_type": "i915-GVTg_V5_4", "version": "00028086-193b-i915-GVTg_V5_2"},
         {"id": "gvt-oldgen", "mdev_type": "i915-GVTg_V5_2", "version": "00028086-3e92-i915-GVTg_V5_2"},
@@ -118,7 +124,7 @@ def test_every_vendor_rule_gives_its_verdict(target):
 
 
 def test_device_level_checks(target):
-    res, _ = probe(target, [
+    res = probe(target, [
         {"id": "dev", "mdev_type": "nvidia-257", "version": NV % "2.0", "device": DEV_UUID},
         {"id": "dev-wrong-type", "mdev_type": "nvidia-258", "version": NV % "2.0", "device": DEV_UUID},
         {"id": "dev-absent", "mdev_type": "nvidia-257", "version": NV % "2.0",
@@ -133,7 +139,7 @@ def test_device_level_checks(target):
 
 def test_hung_driver_gives_error_not_a_hung_play(target):
     start = time.monotonic()
-    res, _ = probe(target, [{"id": "hang", "mdev_type": "odd-hang", "version": "h-1"},
+    res = probe(target, [{"id": "hang", "mdev_type": "odd-hang", "version": "h-1"},
                             {"id": "ok", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4}], timeout=1.5)
     assert time.monotonic() - start < 30
     assert by_parent(res, "hang") == {"0000:af:00.0": ("error", "ETIMEDOUT")}
@@ -142,7 +148,7 @@ def test_hung_driver_gives_error_not_a_hung_play(target):
 
 def test_links_that_lead_elsewhere_are_never_written(target):
     before = len(target["emu"].writes())
-    res, _ = probe(target, [{"id": "evil", "mdev_type": "odd-evil", "version": "v-1"},
+    res = probe(target, [{"id": "evil", "mdev_type": "odd-evil", "version": "v-1"},
                             {"id": "outside", "mdev_type": "odd-outside", "version": "v-1"}])
     for cid in ("evil", "outside"):
         r = [r for r in res["results"] if r["id"] == cid][0]
@@ -152,7 +158,7 @@ def test_links_that_lead_elsewhere_are_never_written(target):
 
 
 def test_check_mode_probes_too_and_changes_nothing(target):
-    res, _ = probe(target, [{"id": "c", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4}], check_mode=True)
+    res = probe(target, [{"id": "c", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4}], check_mode=True)
     assert res["changed"] is False
     assert by_parent(res, "c") == {"0000:00:02.0": ("compatible", None)}
 
@@ -182,7 +188,7 @@ BAD = {
 def test_bad_input_fails_clearly_and_writes_nothing(target, case):
     before = len(target["emu"].writes())
     good = {"id": "good", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4}
-    res, proc = probe(target, [good, BAD[case]])
+    res, proc = probe_run(target, [good, BAD[case]])
     assert proc.returncode != 0 and res["results"] == [], res
     assert "nothing written" in res["msg"]
     assert target["emu"].writes()[before:] == []  # not even the good check of the batch
@@ -190,6 +196,6 @@ def test_bad_input_fails_clearly_and_writes_nothing(target, case):
 
 def test_non_sysfs_root_is_refused_without_the_option(target):
     before = len(target["emu"].writes())
-    res, proc = probe(target, [{"id": "x", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4}], allow_non_sysfs=False)
+    res, proc = probe_run(target, [{"id": "x", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4}], allow_non_sysfs=False)
     assert proc.returncode != 0 and "not sysfs" in res["msg"], res
     assert target["emu"].writes()[before:] == []
