@@ -18,32 +18,76 @@ PROBE_VAR = "vfio_migration_probe_result"
 
 
 def _plain(value):
-    """Turn Ansible's lazy containers into plain dicts and lists, once per host."""
+    """Turn Ansible's lazy containers and tagged scalars into plain dicts, lists, str and int, once per host."""
     if isinstance(value, dict) or hasattr(value, "items") and not isinstance(value, (str, bytes)):
-        return {k: _plain(v) for k, v in value.items()}
+        return {_plain(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if isinstance(value, str) and type(value) is not str:
+        return str(value)
+    if isinstance(value, int) and type(value) not in (int, bool):
+        return int(value)
+    if isinstance(value, float) and type(value) is not float:
+        return float(value)
     return value
+
+
+def _caches(hostvars):
+    """The variable manager's fact caches behind ``hostvars``, or None.
+
+    ``hostvars[host]`` runs the whole variable merge for the host and
+    ``.get()`` then templates the value, walking every fact; on a fleet that
+    is most of what building the matrix costs. The values the matrix reads
+    are results of modules and ``set_fact`` (the facts role's set_fact and the
+    registered probe result), which Ansible keeps, already templated, in the
+    variable manager's fact caches; read them there. Private attributes:
+    whenever they are missing, or a host's state is not where the facts role
+    puts it, the host goes through ``hostvars[host]``.
+    """
+    vm = getattr(hostvars, "_variable_manager", None)
+    nonpersistent = getattr(vm, "_nonpersistent_fact_cache", None)
+    facts = getattr(vm, "_fact_cache", None)
+    if not isinstance(nonpersistent, dict) or facts is None or not hasattr(facts, "get"):
+        return None
+    return nonpersistent, facts
+
+
+def _fast_host(caches, host):
+    nonpersistent, fact_cache = caches
+    registered = nonpersistent.get(host)
+    if not isinstance(registered, dict) or STATE_VAR not in registered:
+        return None
+    try:
+        host_facts = fact_cache.get(host) or {}
+    except KeyError:
+        host_facts = {}
+    if not hasattr(host_facts, "get"):
+        return None
+    return registered.get(STATE_VAR), host_facts.get(FACTS_VAR), registered.get(PROBE_VAR)
 
 
 def host_inputs(hostvars, hosts):
     """Extract what the matrix needs from ``hostvars`` for ``hosts``."""
     if not isinstance(hosts, (list, tuple)) or not all(isinstance(h, str) for h in hosts):
         raise AnsibleFilterError("hosts must be a list of inventory host names")
+    caches = _caches(hostvars)
     out = {}
     for host in hosts:
-        try:
-            hv = hostvars[host]
-        except (KeyError, TypeError):
-            out[host] = {"state": "unknown", "reason": "not in hostvars", "facts": None, "probe": None}
-            continue
-        state = _plain(hv.get(STATE_VAR)) or {}
-        facts = _plain((hv.get("ansible_facts") or {}).get(FACTS_VAR))
+        got = _fast_host(caches, host) if caches is not None else None
+        if got is None:
+            try:
+                hv = hostvars[host]
+            except (KeyError, TypeError):
+                out[host] = {"state": "unknown", "reason": "not in hostvars", "facts": None, "probe": None}
+                continue
+            got = (hv.get(STATE_VAR), (hv.get("ansible_facts") or {}).get(FACTS_VAR), hv.get(PROBE_VAR))
+        state = _plain(got[0]) or {}
+        facts = _plain(got[1])
         out[host] = {
             "state": state.get("state") or ("ok" if facts else "unknown"),
             "reason": state.get("reason") or (None if facts else "facts were not gathered"),
             "facts": facts,
-            "probe": _plain(hv.get(PROBE_VAR)),
+            "probe": _plain(got[2]),
         }
     return out
 

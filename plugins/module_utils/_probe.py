@@ -34,8 +34,10 @@ from ansible_collections.vfio.migration.plugins.module_utils._sysfs import (
 from ansible_collections.vfio.migration.plugins.module_utils._version import version_problem
 
 SYSFS_FSTYPE = "sysfs"
+# One sysfs store is at most a page; the version plus the newline `echo` adds must fit.
+SYSFS_STORE_MAX = 4096
 NAME_MAX = 255
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.:+@-]+$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.:+@-]+\Z")  # \Z: `$` would let a trailing newline through
 
 
 class ProbeInputError(ValueError):
@@ -95,7 +97,7 @@ def validate_checks(checks):
         if device is not None and not (isinstance(device, str) and (UUID_RE.match(device) or PCI_ADDR_RE.match(device))):
             problems.append("%s: device %r is neither an mdev uuid nor a PCI address" % (where, str(device)[:80]))
         version = normalize_version(check.get("version"))
-        p = version_problem(version)
+        p = version_problem(version) if isinstance(version, str) else "version must be a string"
         if p:
             problems.append("%s: %s" % (where, p))
         out.append({"id": cid, "mdev_type": check.get("mdev_type"), "version": version,
@@ -258,6 +260,12 @@ class Prober(object):
             if t.attribute is None:
                 t.status, t.errno = E.UNSUPPORTED, errno.ENOENT
                 t.message = "target has no migration_version or version attribute: it does not support migration"
+                continue
+            if len(t.check["version"]) + 1 > SYSFS_STORE_MAX:
+                # the kernel would refuse or cut the store before the driver sees it: no verdict
+                t.status = E.ERROR
+                t.message = ("not asked: the %d-byte version plus its newline does not fit one sysfs store "
+                             "(%d bytes)" % (len(t.check["version"]), SYSFS_STORE_MAX))
                 continue
             problem = self._safe(t)
             if problem:

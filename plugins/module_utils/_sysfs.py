@@ -38,8 +38,8 @@ VERSION_MAX = 4096
 # Other attributes are small in a real kernel (one page); read a bounded amount.
 ATTR_READ_MAX = 65536
 
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-PCI_ADDR_RE = re.compile(r"^[0-9a-fA-F]{4,}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+PCI_ADDR_RE = re.compile(r"^[0-9a-fA-F]{4,}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]\Z")
 
 
 def is_vfio_pci_driver(name):
@@ -55,6 +55,7 @@ class Sysfs(object):
     def __init__(self, root="/sys"):
         self.root = os.path.abspath(root or "/sys")
         self.problems = []
+        self._real_dirs = {}  # directory -> its os.path.realpath, see realpath()
 
     # -- primitives -------------------------------------------------------
 
@@ -133,9 +134,42 @@ class Sysfs(object):
                 self.note(exc, path, "readlink")
             return None
 
+    def realpath(self, path, _depth=0):
+        """``os.path.realpath(path)``, remembering the directories it resolves.
+
+        Thousands of links (``bus/mdev/devices/<uuid>``) point into a few parent
+        directories; ``os.path.realpath`` would lstat every component of every
+        target again. Here each directory is resolved once with
+        ``os.path.realpath`` and kept, and only the last component is followed
+        by hand. Relative targets may start with ``..`` (lexically exact, as the
+        directory they climb out of is already resolved); any other target falls
+        back to ``os.path.realpath``, so the result is always the same.
+        """
+        parent, name = os.path.split(path)
+        if not parent or name in ("", ".", "..") or _depth > 40:
+            return os.path.realpath(path)
+        real_parent = self._real_dirs.get(parent)
+        if real_parent is None:
+            real_parent = self._real_dirs[parent] = os.path.realpath(parent)
+        full = os.path.join(real_parent, name)
+        try:
+            target = os.readlink(full)
+        except OSError:  # not a link (EINVAL) or absent (ENOENT): realpath keeps the name as it is
+            return full
+        parts = [p for p in target.split("/") if p not in ("", ".")]
+        ups = 0
+        while ups < len(parts) and parts[ups] == "..":
+            ups += 1
+        if os.path.isabs(target) or not parts[ups:] or ".." in parts[ups:]:
+            return os.path.realpath(full)
+        base = real_parent
+        for level in range(ups):  # pylint: disable=unused-variable
+            base = os.path.dirname(base)
+        return self.realpath(os.path.join(base, *parts[ups:]), _depth + 1)
+
     def realdir(self, path):
         """Resolve a link such as ``class/mdev_bus/<parent>``; ``None`` if dangling."""
-        real = os.path.realpath(path)
+        real = self.realpath(path)
         if not os.path.isdir(real):
             self.problems.append({"errno": errno.ENOENT, "errno_name": "ENOENT", "path": path,
                                   "what": "resolve", "message": "link does not lead to a directory"})
@@ -368,12 +402,12 @@ def vendor_vgpus(fs):
             driver = fs.link_name(os.path.join(devdir, "driver"))
             vfs[bdf] = {"physfn": fs.link_name(os.path.join(devdir, "physfn")), "creatable": creatable,
                         "current": current, "driver": driver,
-                        "driver_version": fs.module_version(os.path.realpath(devdir), driver)}
+                        "driver_version": fs.module_version(fs.realpath(devdir), driver)}
         elif os.path.exists(os.path.join(devdir, "sriov_totalvfs")):
             virtfns = [n for n in fs.listdir(devdir) if n.startswith("virtfn")]
             if not virtfns:
                 continue
-            ident = fs.identity(os.path.realpath(devdir))
+            ident = fs.identity(fs.realpath(devdir))
             ident["sriov_totalvfs"] = fs.read_int(os.path.join(devdir, "sriov_totalvfs"))
             ident["sriov_numvfs"] = fs.read_int(os.path.join(devdir, "sriov_numvfs"))
             ident["vfs"] = sorted((fs.link_name(os.path.join(devdir, n)) for n in virtfns),

@@ -33,7 +33,8 @@ description:
     the driver could not be asked: C(error), never C(incompatible)."
   - "Safety: every check is validated before anything is written and one bad check
     refuses the whole batch. Versions must be 1 to 4096 bytes of printable ASCII without
-    NUL or line breaks (one trailing newline is ignored); ids, types and parents must not
+    NUL or line breaks (one trailing newline is ignored); a 4096-byte version does not fit one
+    sysfs store with its newline and gives C(error) without a write. Ids, types and parents must not
     contain C(/) or C(..); devices must be an mdev uuid or a PCI address. Only attributes
     named C(migration_version) or C(version) whose resolved path stays below O(sysfs_root)
     are written, opened without creating or truncating anything. On a file system that is
@@ -203,8 +204,9 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if p["timeout"] <= 0 or p["parallel"] < 1:
-        module.fail_json(msg="timeout must be > 0 and parallel >= 1; nothing written")
+    # not (0 < t < inf): also refuses nan and inf, with which a hung driver would hang the play
+    if not 0 < p["timeout"] < float("inf") or p["parallel"] < 1:
+        module.fail_json(msg="timeout must be a finite number > 0 and parallel >= 1; nothing written")
     prober = Prober(p["sysfs_root"], allow_non_sysfs=p["allow_non_sysfs"],
                     timeout=p["timeout"], parallel=p["parallel"])
     try:

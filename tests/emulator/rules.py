@@ -248,6 +248,32 @@ class HangRule(ShowsSelf):
         self.waiter.block()
 
 
+@register("read_error")
+class ReadErrorRule(Rule):
+    """Any attribute whose read and write fail with ``errno`` (a name: ``EACCES``, ``ENODEV``, ``EIO``).
+
+    ``EACCES`` stands for a file the reader may not open (mode 000 for a
+    non-root reader, an LSM denial); ``ENODEV`` for a device unplugged while
+    its attributes are read (kernfs answers ENODEV once the node is gone).
+    Unlike the migration rules it may sit on any file (``name``, ``description``).
+    """
+
+    required = ("errno",)
+
+    def __init__(self, spec, waiter):
+        super(ReadErrorRule, self).__init__(spec, waiter)
+        code = getattr(errno, str(spec["errno"]), None)
+        if not isinstance(code, int) or not str(spec["errno"]).startswith("E"):
+            raise RuleError("read_error rule: %r is not an errno name" % (spec["errno"],))
+        self.code = code
+
+    def read(self):
+        raise fail(self.code)
+
+    def write(self, data):
+        raise fail(self.code)
+
+
 def build_rule(spec, waiter=None):
     """The rule object for one rules.json entry."""
     if not isinstance(spec, dict) or "rule" not in spec:
