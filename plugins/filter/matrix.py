@@ -23,11 +23,12 @@ def _plain(value):
         return {_plain(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    if isinstance(value, str) and type(value) is not str:
+    # Ansible's tagged subclasses of str/int/float become the plain type
+    if isinstance(value, str) and value.__class__ is not str:
         return str(value)
-    if isinstance(value, int) and type(value) not in (int, bool):
+    if isinstance(value, int) and value.__class__ not in (int, bool):
         return int(value)
-    if isinstance(value, float) and type(value) is not float:
+    if isinstance(value, float) and value.__class__ is not float:
         return float(value)
     return value
 

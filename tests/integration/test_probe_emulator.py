@@ -140,7 +140,7 @@ def test_device_level_checks(target):
 def test_hung_driver_gives_error_not_a_hung_play(target):
     start = time.monotonic()
     res = probe(target, [{"id": "hang", "mdev_type": "odd-hang", "version": "h-1"},
-                            {"id": "ok", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4}], timeout=1.5)
+                         {"id": "ok", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4}], timeout=1.5)
     assert time.monotonic() - start < 30
     assert by_parent(res, "hang") == {"0000:af:00.0": ("error", "ETIMEDOUT")}
     assert by_parent(res, "ok") == {"0000:00:02.0": ("compatible", None)}
@@ -149,7 +149,7 @@ def test_hung_driver_gives_error_not_a_hung_play(target):
 def test_links_that_lead_elsewhere_are_never_written(target):
     before = len(target["emu"].writes())
     res = probe(target, [{"id": "evil", "mdev_type": "odd-evil", "version": "v-1"},
-                            {"id": "outside", "mdev_type": "odd-outside", "version": "v-1"}])
+                         {"id": "outside", "mdev_type": "odd-outside", "version": "v-1"}])
     for cid in ("evil", "outside"):
         r = [r for r in res["results"] if r["id"] == cid][0]
         assert r["status"] == "error" and "refused to write" in r["message"], r
