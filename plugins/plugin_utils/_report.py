@@ -133,9 +133,15 @@ def _plan_or_none(plan):
 
 # -- shared data shaping -----------------------------------------------------------
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def _text(value):
-    """A value as display text: None is empty."""
-    return "" if value is None else str(value)
+    """A value as display text: None is empty; control characters (terminal
+    escapes from hostile sysfs strings) are shown as ``\\xNN``, never passed on."""
+    if value is None:
+        return ""
+    return _CONTROL.sub(lambda m: "\\x%02x" % ord(m.group(0)), str(value))
 
 
 def _key(value):
@@ -376,6 +382,7 @@ def _csv_value(value):
     if isinstance(value, (list, tuple)):
         value = " ".join(_text(v) for v in value)
     if isinstance(value, str):
+        value = _text(value)
         return "'" + value if value.startswith(_FORMULA_STARTS) else value
     return str(value)
 
