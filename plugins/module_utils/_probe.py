@@ -65,6 +65,33 @@ def normalize_version(version):
     return version
 
 
+def check_problems(check):
+    """Why one check must not be written (a list, empty when it may be).
+
+    The controller calls this too, so a class the probe would refuse is left
+    out of the batches instead of blanking a whole target's batch.
+    """
+    if not isinstance(check, dict):
+        return ["must be a dict"]
+    problems = []
+    unknown = set(check) - {"id", "mdev_type", "version", "parent", "device"}
+    if unknown:
+        problems.append("unknown keys %s" % ", ".join(sorted(unknown)))
+    for key in ("id", "mdev_type", "parent"):
+        if key != "parent" or check.get(key) is not None:
+            p = _name_problem(check.get(key), key)
+            if p:
+                problems.append(p)
+    device = check.get("device")
+    if device is not None and not (isinstance(device, str) and (UUID_RE.match(device) or PCI_ADDR_RE.match(device))):
+        problems.append("device %r is neither an mdev uuid nor a PCI address" % str(device)[:80])
+    version = normalize_version(check.get("version"))
+    p = version_problem(version) if isinstance(version, str) else "version must be a string"
+    if p:
+        problems.append(p)
+    return problems
+
+
 def validate_checks(checks):
     """Validate every check; return normalised copies or raise ProbeInputError.
 
@@ -75,33 +102,17 @@ def validate_checks(checks):
     problems, out, seen = [], [], set()
     for i, check in enumerate(checks):
         where = "checks[%d]" % i
+        found = check_problems(check)
+        problems.extend("%s: %s" % (where, p) for p in found)
         if not isinstance(check, dict):
-            problems.append("%s: must be a dict" % where)
             continue
-        unknown = set(check) - {"id", "mdev_type", "version", "parent", "device"}
-        if unknown:
-            problems.append("%s: unknown keys %s" % (where, ", ".join(sorted(unknown))))
         cid = check.get("id")
-        p = _name_problem(cid, "id")
-        if p:
-            problems.append("%s: %s" % (where, p))
-        elif cid in seen:
-            problems.append("%s: duplicate id %r" % (where, cid))
-        seen.add(cid)
-        for key in ("mdev_type", "parent"):
-            if key == "mdev_type" or check.get(key) is not None:
-                p = _name_problem(check.get(key), key)
-                if p:
-                    problems.append("%s: %s" % (where, p))
-        device = check.get("device")
-        if device is not None and not (isinstance(device, str) and (UUID_RE.match(device) or PCI_ADDR_RE.match(device))):
-            problems.append("%s: device %r is neither an mdev uuid nor a PCI address" % (where, str(device)[:80]))
-        version = normalize_version(check.get("version"))
-        p = version_problem(version) if isinstance(version, str) else "version must be a string"
-        if p:
-            problems.append("%s: %s" % (where, p))
-        out.append({"id": cid, "mdev_type": check.get("mdev_type"), "version": version,
-                    "parent": check.get("parent"), "device": device})
+        if isinstance(cid, str):
+            if cid in seen:
+                problems.append("%s: duplicate id %r" % (where, cid))
+            seen.add(cid)
+        out.append({"id": cid, "mdev_type": check.get("mdev_type"), "version": normalize_version(check.get("version")),
+                    "parent": check.get("parent"), "device": check.get("device")})
     if problems:
         raise ProbeInputError("refused, nothing written: " + "; ".join(problems))
     return out

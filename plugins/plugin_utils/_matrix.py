@@ -20,10 +20,14 @@ Host input (one dict per inventory host)::
      "probe": <migration_probe result dict> | None}
 """
 
+import functools
+import gc
 import hashlib
+import heapq
 import json
 
 from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
+from ansible_collections.vfio.migration.plugins.module_utils._probe import check_problems
 from ansible_collections.vfio.migration.plugins.module_utils import _version as V
 from ansible_collections.vfio.migration.plugins.plugin_utils import _policy as P
 
@@ -32,6 +36,26 @@ SCHEMA_VERSION = 1
 # Ranking of statuses when a host pair has several parents: the best first.
 STATUS_ORDER = (E.COMPATIBLE, E.INCOMPATIBLE, E.UNSUPPORTED, E.MISSING_TYPE, E.ERROR, E.UNKNOWN)
 _RANK = {s: i for i, s in enumerate(STATUS_ORDER)}
+
+
+def _without_gc(func):
+    """Run ``func`` with the cyclic garbage collector paused.
+
+    The matrix functions build hundreds of thousands of small acyclic dicts and
+    tuples; each collection pass would walk the whole growing matrix again, so
+    pausing it halves their time at 10,000 hosts. Reference counting still frees
+    everything; the collector resumes (if it was on) when the call returns.
+    """
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+    return wrapper
 
 
 def best_status(statuses):
@@ -53,6 +77,7 @@ def source_entries(host, facts):
     (``None`` when the source cannot migrate: ``reason`` says why).
     """
     rows = []
+    all_devices = facts.get("devices") or {}
     for parent, p in sorted((facts.get("parents") or {}).items()):
         for type_id, t in sorted((p.get("types") or {}).items()):
             mig = t.get("migration") or {}
@@ -63,11 +88,15 @@ def source_entries(host, facts):
             by_version = {}
             # instances whose device-level version differs form their own class
             for uuid in devices:
-                dmig = ((facts.get("devices") or {}).get(uuid) or {}).get("migration") or {}
+                dmig = (all_devices.get(uuid) or {}).get("migration") or {}
                 if dmig.get("supported") and dmig.get("version") and dmig.get("version") != mig.get("version"):
                     by_version.setdefault(dmig["version"], []).append(uuid)
-            rest = [u for u in devices if not any(u in us for us in by_version.values())]
-            rows.append(dict(base, devices=rest, **_class_of(mig)))
+            if by_version:
+                own = set(u for us in by_version.values() for u in us)
+                devices = [u for u in devices if u not in own]
+            row = dict(base, devices=devices)
+            row.update(_class_of(mig))
+            rows.append(row)
             for version, uuids in sorted(by_version.items()):
                 rows.append(dict(base, devices=uuids, key="v:%s\x00%s" % (type_id, version), version=version,
                                  self=None, supported=True, reason=None))
@@ -193,25 +222,45 @@ def offered_types(facts):
     return out
 
 
+def _sole_source(c):
+    return c["sources"][0] if len(c["sources"]) == 1 else None
+
+
+def probe_refusal(c):
+    """Why the probe would refuse to write this class's version (None when it would write it).
+
+    The probe refuses a whole batch if one check is bad, so such a class is
+    left out of every batch and judged ``error`` instead (one hostile source
+    must not blank a target's other verdicts).
+    """
+    problems = check_problems({"id": c["id"], "mdev_type": c["mdev_type"], "version": c["version"]})
+    return "; ".join(problems) or None
+
+
+@_without_gc
 def probe_batches(hosts):
     """One batch of checks per reachable target: every version class whose type it offers.
 
     A class whose only source is the target itself is left out (a host does not
-    migrate to itself). Layout classes need no write and are left out too.
+    migrate to itself). Layout classes need no write and are left out too, and
+    so are classes the probe would refuse (see :func:`probe_refusal`). The
+    check dicts are shared between batches; nothing changes them.
     """
     classes = build_classes(hosts)[0]
+    by_type = {}
+    for cid, c in sorted(classes.items(), key=lambda kv: (kv[1]["version"] or "", kv[0])):
+        if c["version"] is not None and probe_refusal(c) is None:
+            check = {"id": cid, "mdev_type": c["mdev_type"], "version": c["version"]}
+            by_type.setdefault(c["mdev_type"], []).append((check, _sole_source(c)))
+    order = sorted(by_type)
     batches = {}
     for host in sorted(hosts):
         h = hosts[host]
         if h.get("state") != "ok" or not h.get("facts"):
             continue
         offered = offered_types(h["facts"])
-        batch = []
-        for cid, c in sorted(classes.items(), key=lambda kv: (kv[1]["mdev_type"], kv[1]["version"] or "", kv[0])):
-            if c["version"] is None or c["mdev_type"] not in offered or c["sources"] == [host]:
-                continue
-            batch.append({"id": cid, "mdev_type": c["mdev_type"], "version": c["version"]})
-        batches[host] = batch
+        batches[host] = [check for mdev_type in order if mdev_type in offered
+                         for check, solo in by_type[mdev_type] if solo != host]
     return batches
 
 
@@ -262,58 +311,147 @@ def _policy_verdicts(c, facts, offered, policy):
     return out
 
 
-def target_verdicts(c, target, h, policy=None, offered_by_host=None):
-    """Verdicts of one target host (a list, one per parent) for one class."""
+_DRIVER_EVIDENCE = frozenset((E.COMPATIBLE, E.INCOMPATIBLE, E.UNSUPPORTED, E.MISSING_TYPE))
+_STATUSES = frozenset(E.STATUSES)
+
+
+def _probe_unusable(probe):
+    """Why a target's probe result cannot be used (None when it can)."""
+    if not probe or probe.get("failed") or probe.get("skipped") or "results" not in probe:
+        return (probe or {}).get("msg") or ("probe skipped" if (probe or {}).get("skipped") else "not probed")
+    return None
+
+
+class _Shared(object):
+    """One object per distinct verdict and per distinct verdict list.
+
+    A fleet has few distinct verdicts (a handful of parents, statuses and free
+    counts), so 10,000 targets x 32 classes need a few thousand dicts, not
+    320,000. Nothing changes a verdict once made: plans and reports build new
+    dicts from them.
+    """
+
+    def __init__(self):
+        self.made = {}  # (parent, status, message, errno, errno_name, evidence, available) -> verdict
+        self._lists = {}
+
+    def verdict(self, parent, status, message=None, errno=None, errno_name=None, evidence="none", available=None):
+        key = (parent, status, message, errno, errno_name, evidence, available)
+        v = self.made.get(key)
+        if v is None:
+            v = self.made[key] = _verdict(*key)
+        return v
+
+    def verdicts(self, items):
+        key = tuple(map(id, items))
+        got = self._lists.get(key)
+        if got is None:
+            got = self._lists[key] = items
+        return got
+
+    def per_parent(self, offered, status, message, evidence="none"):
+        return self.verdicts([self.verdict(p, status, message, evidence=evidence, available=offered[p]["available"])
+                              for p in sorted(offered)])
+
+
+def _probed_verdicts(results, offered, type_of, shared):
+    """``{class id: [verdict per parent]}`` from one target's probe results.
+
+    ``offered`` is the target's :func:`offered_types`, ``type_of`` maps class ids to types.
+    """
+    by_id, made = {}, shared.made
+    for r in results:
+        status = r.get("status")
+        if status not in _STATUSES:
+            status = E.ERROR
+        parent = r.get("parent")
+        slot = (offered.get(type_of.get(r.get("id"))) or {}).get(parent)
+        key = (parent, status, r.get("message"), r.get("errno"), r.get("errno_name"),
+               "driver" if status in _DRIVER_EVIDENCE else "none", slot["available"] if slot else None)
+        v = made.get(key)
+        if v is None:
+            v = made[key] = _verdict(*key)
+        by_id.setdefault(r.get("id"), []).append(v)
+    for cid, vs in by_id.items():
+        if len(vs) > 1:
+            vs.sort(key=lambda v: v["parent"] or "")
+        by_id[cid] = shared.verdicts(vs)
+    return by_id
+
+
+def target_verdicts(c, target, h, policy=None, offered_by_host=None, shared=None, probed=None, refusal=None):
+    """Verdicts of one target host (a list, one per parent) for one class.
+
+    ``probed`` is the target's :func:`_probed_verdicts` (computed here when not given).
+    """
+    shared = shared or _Shared()
     if h.get("state") != "ok" or not h.get("facts"):
         why = "target %s: %s" % (h.get("state") or "not gathered", h.get("reason") or "no facts")
-        return [_verdict(None, E.UNKNOWN, why)]
+        return shared.verdicts([shared.verdict(None, E.UNKNOWN, why)])
     types = offered_by_host[target] if offered_by_host is not None else offered_types(h["facts"])
     offered = types.get(c["mdev_type"])
     if not offered:
-        return [_verdict(None, E.MISSING_TYPE, "target offers no %s" % c["mdev_type"],
-                         evidence=c.get("evidence", "driver"))]
+        return shared.verdicts([shared.verdict(None, E.MISSING_TYPE, "target offers no %s" % c["mdev_type"],
+                                               evidence=c.get("evidence", "driver"))])
     if c.get("evidence") == "policy":
         return _policy_verdicts(c, h["facts"], offered, policy or P.normalize(None))
     if c["version"] is None:
         return _layout_verdicts(c, h["facts"], offered)
-    probe = h.get("probe")
-    if not probe or probe.get("failed") or probe.get("skipped") or "results" not in probe:
-        why = (probe or {}).get("msg") or ("probe skipped" if (probe or {}).get("skipped") else "not probed")
-        return [_verdict(p, E.UNKNOWN, "target not probed: %s" % why, available=offered[p]["available"])
-                for p in sorted(offered)]
-    got = [r for r in probe["results"] if r.get("id") == c["id"]]
+    if refusal:
+        return shared.per_parent(offered, E.ERROR, "not probed: the probe refuses this source version (%s)" % refusal)
+    why = _probe_unusable(h.get("probe"))
+    if why:
+        return shared.per_parent(offered, E.UNKNOWN, "target not probed: %s" % why)
+    if probed is None:
+        probed = _probed_verdicts(h["probe"]["results"], types, {c["id"]: c["mdev_type"]}, shared)
+    got = probed.get(c["id"])
     if not got:
-        return [_verdict(p, E.UNKNOWN, "target not probed for this class", available=offered[p]["available"])
-                for p in sorted(offered)]
-    out = []
-    for r in got:
-        status = r.get("status") if r.get("status") in E.STATUSES else E.ERROR
-        out.append(_verdict(r.get("parent"), status, r.get("message"), r.get("errno"), r.get("errno_name"),
-                            evidence="driver" if status in (E.COMPATIBLE, E.INCOMPATIBLE, E.UNSUPPORTED,
-                                                            E.MISSING_TYPE) else "none",
-                            available=(offered.get(r.get("parent")) or {}).get("available")))
-    return sorted(out, key=lambda v: v["parent"] or "")
+        return shared.per_parent(offered, E.UNKNOWN, "target not probed for this class")
+    return got
 
 
+@_without_gc
 def compat_matrix(hosts, policy=None):
     """The fleet matrix: hosts, classes, source rows and class x target verdicts.
 
     ``policy`` (see ``_policy.DEFAULT_POLICY``) decides sources whose driver
     cannot be asked; ``{"enabled": false}`` leaves them ``unsupported``.
+    Identical verdicts (and verdict lists) are one shared object.
     """
     policy = P.normalize(policy)
     classes, rows = build_classes(hosts, policy)
-    offered_by_host = {name: offered_types(h["facts"]) for name, h in hosts.items()
-                       if h.get("state") == "ok" and h.get("facts")}
-    verdicts = {}
+    shared = _Shared()
+    targets = sorted(hosts)
+    type_of = {cid: c["mdev_type"] for cid, c in classes.items()}
+    # (id, class, sole source, list when the target lacks the type, refusal) and whether the
+    # class takes the fast path (a driver-judged version the probe writes)
+    order = []
     for cid, c in classes.items():
-        verdicts[cid] = {}
-        for target in sorted(hosts):
-            if c["sources"] == [target]:
+        refusal = probe_refusal(c) if c["version"] is not None else None
+        missing = shared.verdicts([shared.verdict(None, E.MISSING_TYPE, "target offers no %s" % c["mdev_type"],
+                                                  evidence=c.get("evidence", "driver"))])
+        fast = c.get("evidence") != "policy" and c["version"] is not None and not refusal
+        order.append((cid, c, _sole_source(c), missing, refusal, fast))
+    verdicts = {cid: {} for cid in classes}
+    for target in targets:
+        h = hosts[target]
+        offered, probed = None, None
+        if h.get("state") == "ok" and h.get("facts"):
+            offered = offered_types(h["facts"])
+            if not _probe_unusable(h.get("probe")):
+                probed = _probed_verdicts(h["probe"]["results"], offered, type_of, shared)
+        for cid, c, solo, missing, refusal, fast in order:
+            if solo == target:
                 continue
-            verdicts[cid][target] = target_verdicts(c, target, hosts[target], policy, offered_by_host)
+            if probed is not None and fast:
+                parents = offered.get(c["mdev_type"])
+                got = probed.get(cid) if parents else missing
+                verdicts[cid][target] = got or shared.per_parent(parents, E.UNKNOWN, "target not probed for this class")
+            else:
+                verdicts[cid][target] = target_verdicts(c, target, h, policy, {target: offered}, shared, probed,
+                                                        refusal)
     host_table = {}
-    for name in sorted(hosts):
+    for name in targets:
         h = hosts[name]
         host_table[name] = {"state": h.get("state") or "unknown", "reason": h.get("reason"),
                             "probed": bool(h.get("probe") and "results" in h["probe"])}
@@ -334,6 +472,7 @@ def pair_status(matrix, row, target):
     return per[target]
 
 
+@_without_gc
 def expand_cells(matrix):
     """Cells at report granularity: (source host, parent, type, version, instances) x (target host, parent)."""
     cells = []
@@ -356,21 +495,19 @@ def expand_cells(matrix):
 
 # -- targets and plans ------------------------------------------------------------
 
+@_without_gc
 def migration_targets(matrix, source_host, device=None, mdev_type=None, exclude=()):
     """Compatible targets for a source host (or one instance), most free capacity first."""
     out = {}
+    targets = set(matrix["hosts"]) - set(exclude or ())
     for row in matrix["sources"]:
         if row["host"] != source_host or (device and device not in row["devices"]) or \
                 (mdev_type and row["mdev_type"] != mdev_type):
             continue
-        for target in sorted(matrix["hosts"]):
-            if target in exclude:
-                continue
-            for v in pair_status(matrix, row, target):
-                if v["status"] == E.COMPATIBLE:
-                    key = (target, v["parent"], row["mdev_type"])
-                    out[key] = {"target_host": target, "target_parent": v["parent"], "mdev_type": row["mdev_type"],
-                                "available_instances": v["available_instances"] or 0, "evidence": v["evidence"]}
+        for target, v in _compatible(matrix, row, targets):
+            key = (target, v["parent"], row["mdev_type"])
+            out[key] = {"target_host": target, "target_parent": v["parent"], "mdev_type": row["mdev_type"],
+                        "available_instances": v["available_instances"] or 0, "evidence": v["evidence"]}
     return sorted(out.values(), key=lambda t: (-t["available_instances"], t["target_host"], t["target_parent"] or ""))
 
 
@@ -391,6 +528,43 @@ def _why_not(matrix, row, targets):
     return reasons or ["no other host in the inventory"]
 
 
+def _compatible(matrix, row, targets):
+    """``(target, verdict)`` for every compatible verdict of a source row on ``targets`` (a set), unordered."""
+    if row["class"] is None:
+        return []  # a source that cannot migrate has no compatible verdict anywhere
+    host = row["host"]
+    return [(target, v) for target, vs in matrix["verdicts"][row["class"]].items()
+            if target in targets and target != host for v in vs if v["status"] == E.COMPATIBLE]
+
+
+def _compatible_slots(matrix, row, targets, free):
+    """The (target, parent, type) slots a row's instances could go to; records their free counts."""
+    slots = []
+    for target, v in _compatible(matrix, row, targets):
+        slot = (target, v["parent"], row["mdev_type"])
+        free.setdefault(slot, max(0, v["available_instances"] or 0))
+        slots.append(slot)
+    return slots
+
+
+def _take_freest(heap, free):
+    """Pop stale entries until the top is a slot with its current free count; return it or None.
+
+    Entries are ``(-free, slot)``; counts only go down, so an entry whose count
+    is out of date is replaced by one with the current count.
+    """
+    while heap:
+        neg, slot = heap[0]
+        if -neg == free[slot]:
+            return slot
+        if free[slot] > 0:
+            heapq.heapreplace(heap, (-free[slot], slot))
+        else:
+            heapq.heappop(heap)
+    return None
+
+
+@_without_gc
 def drain_plan(matrix, drain_hosts):
     """Place every instance on the drained hosts on a compatible target with a free slot.
 
@@ -398,6 +572,8 @@ def drain_plan(matrix, drain_hosts):
     target parent's ``available_instances`` for that type, so two instances
     never count on the same free slot. Instances with the fewest candidates are
     placed first; ties go to the target with the most free slots left.
+    Instances of one (class, type) share their candidates and one heap of slots
+    by free count, so the plan costs candidates + instances x log(candidates).
     """
     drain = set(drain_hosts or ())
     unknown = sorted(drain - set(matrix["hosts"]))
@@ -409,25 +585,26 @@ def drain_plan(matrix, drain_hosts):
             stranded.append({"source_host": host, "device": None, "mdev_type": None, "source_parent": None,
                              "reason": "host %s: %s" % (state["state"], state["reason"] or "no facts"),
                              "details": []})
+    groups, allowed = {}, set(targets)
     for row in matrix["sources"]:
-        if row["host"] not in drain:
+        if row["host"] not in drain or not row["devices"]:
             continue
-        for dev in row["devices"]:
-            cands = []
-            for target in targets:
-                for v in pair_status(matrix, row, target):
-                    if v["status"] == E.COMPATIBLE:
-                        slot = (target, v["parent"], row["mdev_type"])
-                        free.setdefault(slot, max(0, v["available_instances"] or 0))
-                        cands.append(slot)
-            wants.append((row, dev, cands))
-    wants.sort(key=lambda w: (len(w[2]), w[0]["host"], w[1]))
-    for row, dev, cands in wants:
-        open_slots = [s for s in cands if free[s] > 0]
+        # rows without a class differ in their reason, so they are not grouped
+        key = (row["class"], row["mdev_type"]) if row["class"] else id(row)
+        if key not in groups:
+            groups[key] = _compatible_slots(matrix, row, allowed, free)
+        wants.extend((row, dev, key) for dev in row["devices"])
+    wants.sort(key=lambda w: (len(groups[w[2]]), w[0]["host"], w[1]))
+    heaps = {}
+    for row, dev, key in wants:
+        cands = groups[key]
+        if key not in heaps:
+            heaps[key] = [(-free[s], s) for s in cands if free[s] > 0]
+            heapq.heapify(heaps[key])
+        slot = _take_freest(heaps[key], free)
         base = {"source_host": row["host"], "source_parent": row["parent"], "device": dev,
                 "mdev_type": row["mdev_type"], "source_version": row["version"]}
-        if open_slots:
-            slot = min(open_slots, key=lambda s: (-free[s], s))
+        if slot is not None:
             free[slot] -= 1
             placements.append(dict(base, target_host=slot[0], target_parent=slot[1],
                                    target_free_after=free[slot]))

@@ -1,5 +1,10 @@
 """The controller-side matrix, batches, targets and drain plans (plugin_utils._matrix)."""
 
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
 from tests.synthetic import facts, fleet, ok, probe_all
 
@@ -134,3 +139,62 @@ def test_unsupported_source_rows_explain_themselves():
     # with the policy on, missing facts make it say it cannot decide, never guess
     plan = M.drain_plan(M.compat_matrix(hosts), ["x"])
     assert "y: unknown - policy cannot decide: driver version not known on source" in plan["stranded"][0]["details"][0]
+
+
+def test_a_version_the_probe_refuses_is_error_and_leaves_other_checks_alone():
+    # a hand-made (or tampered) fact whose version the probe would refuse: not ASCII
+    hosts = {
+        "bad": ok(facts({"gpu0": {"nv-1": ("p-1.\u00e9", 1, [U1])}})),
+        "src": ok(facts({"gpu0": {"nv-1": ("p-1.1", 1, [U2])}})),
+        "t": ok(facts({"gpu0": {"nv-1": ("p-1.2", 4, [])}})),
+    }
+    batches = M.probe_batches(hosts)
+    assert [c["version"] for c in batches["t"]] == ["p-1.1"]  # the refused class is not sent
+    matrix = M.compat_matrix(probe_all(hosts, batches, rule=lambda source, target: None if source <= target else 22))
+    assert verdicts(matrix, "src", "t") == {"gpu0": "compatible"}
+    bad = matrix["verdicts"][next(c for c, cl in matrix["classes"].items() if cl["sources"] == ["bad"])]["t"]
+    assert [(v["status"], v["parent"]) for v in bad] == [("error", "gpu0")]
+    assert "refuses" in bad[0]["message"] and "ASCII" in bad[0]["message"]
+
+
+def _greedy_plan(matrix, drain):
+    """The drain plan's rule written the slow, obvious way: fewest candidates first, freest slot."""
+    targets = [t for t in sorted(matrix["hosts"]) if t not in drain]
+    free, wants = {}, []
+    for row in matrix["sources"]:
+        if row["host"] not in drain:
+            continue
+        for dev in row["devices"]:
+            cands = []
+            for target in targets:
+                for v in M.pair_status(matrix, row, target):
+                    if v["status"] == "compatible":
+                        slot = (target, v["parent"], row["mdev_type"])
+                        free.setdefault(slot, max(0, v["available_instances"] or 0))
+                        cands.append(slot)
+            wants.append((len(cands), row["host"], dev, cands))
+    placed = {}
+    for _, host, dev, cands in sorted(wants, key=lambda w: w[:3]):
+        open_slots = [s for s in cands if free[s] > 0]
+        if open_slots:
+            slot = min(open_slots, key=lambda s: (-free[s], s))
+            free[slot] -= 1
+            placed[(host, dev)] = slot[:2]
+    return placed
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10 ** 6))
+def test_drain_plan_equals_the_obvious_greedy_rule(seed):
+    rnd = random.Random(seed)
+    n = rnd.randrange(2, 30)
+    hosts = fleet(n, rnd.randrange(1, 4), rnd.randrange(1, 4), seed=seed, instances=rnd.randrange(1, 5))
+    for h in hosts.values():
+        for p in h["facts"]["parents"].values():
+            for t in p["types"].values():
+                t["available_instances"] = rnd.randrange(0, 3)  # scarce slots: order matters
+    matrix = M.compat_matrix(probe_all(hosts, M.probe_batches(hosts)))
+    drain = set(rnd.sample(sorted(hosts), rnd.randrange(1, n)))
+    plan = M.drain_plan(matrix, drain)
+    assert {(p["source_host"], p["device"]): (p["target_host"], p["target_parent"])
+            for p in plan["placements"]} == _greedy_plan(matrix, drain)

@@ -320,8 +320,8 @@ def test_csv_one_row_per_cell_with_header():
 
 def test_csv_defuses_spreadsheet_formulas():
     hosts = {
-        "=evil": ok(facts({"+gpu": {"@SUM(A1)": ("-1.2", 1, ["=1+1"])}})),
-        "t": ok(facts({"-gpu": {"@SUM(A1)": ("-1.2", 1, [])}})),
+        "=evil": ok(facts({"+gpu": {"@SUM:A1": ("-1.2", 1, ["=1+1"])}})),
+        "t": ok(facts({"-gpu": {"@SUM:A1": ("-1.2", 1, [])}})),
     }
     for name, batch in M.probe_batches(hosts).items():
         hosts[name]["probe"] = {"results": [
@@ -335,7 +335,7 @@ def test_csv_defuses_spreadsheet_formulas():
         for field in row:
             assert not field.startswith(("=", "+", "-", "@")), row
     row = next(r for r in rows if r[0] == "'=evil")
-    assert row[1:3] == ["'+gpu", "'@SUM(A1)"] and row[4] == "'-1.2" and row[5] == "'=1+1"
+    assert row[1:3] == ["'+gpu", "'@SUM:A1"] and row[4] == "'-1.2" and row[5] == "'=1+1"
     assert row[13] == "'=HYPERLINK(\"http://x\")"
 
 
