@@ -13,7 +13,9 @@ from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
 from ansible_collections.vfio.migration.plugins.plugin_utils import _policy as P
 
 FACTS_VAR = "vfio_mdev"
-STATE_VAR = "vfio_migration_state"
+REGISTER_VAR = "vfio_migration_facts_result"
+# what a host missing from hostvars counts as: gathering that did not happen
+NOT_IN_HOSTVARS = {"skipped": True, "msg": "not in hostvars"}
 PROBE_VAR = "vfio_migration_probe_result"
 
 
@@ -42,8 +44,8 @@ def _caches(hostvars):
     are results of modules and ``set_fact`` (the facts role's set_fact and the
     registered probe result), which Ansible keeps, already templated, in the
     variable manager's fact caches; read them there. Private attributes:
-    whenever they are missing, or a host's state is not where the facts role
-    puts it, the host goes through ``hostvars[host]``.
+    whenever they are missing, or a host has no registered result where the
+    facts role puts it, the host goes through ``hostvars[host]``.
     """
     vm = getattr(hostvars, "_variable_manager", None)
     nonpersistent = getattr(vm, "_nonpersistent_fact_cache", None)
@@ -56,7 +58,7 @@ def _caches(hostvars):
 def _fast_host(caches, host):
     nonpersistent, fact_cache = caches
     registered = nonpersistent.get(host)
-    if not isinstance(registered, dict) or STATE_VAR not in registered:
+    if not isinstance(registered, dict) or REGISTER_VAR not in registered:
         return None
     try:
         host_facts = fact_cache.get(host) or {}
@@ -64,33 +66,62 @@ def _fast_host(caches, host):
         host_facts = {}
     if not hasattr(host_facts, "get"):
         return None
-    return registered.get(STATE_VAR), host_facts.get(FACTS_VAR), registered.get(PROBE_VAR)
+    return registered.get(REGISTER_VAR), host_facts.get(FACTS_VAR), registered.get(PROBE_VAR)
 
 
-def host_inputs(hostvars, hosts):
-    """Extract what the matrix needs from ``hostvars`` for ``hosts``."""
+def gather_state(result, facts=None):
+    """How fact gathering went on a host: ``{state, reason}`` from its registered mdev_facts result.
+
+    Without a registered result (facts gathered some other way, e.g. through
+    ``facts_modules``), a host with ``vfio_mdev`` facts is ``ok``.
+    """
+    if not isinstance(result, dict):
+        if facts:
+            return {"state": "ok", "reason": None}
+        return {"state": "unknown", "reason": "facts were not gathered"}
+    if result.get("unreachable"):
+        return {"state": "unreachable", "reason": str(result.get("msg") or "host unreachable")[:500]}
+    if FACTS_VAR in (result.get("ansible_facts") or {}):
+        return {"state": "ok", "reason": None}
+    if result.get("skipped"):
+        return {"state": "unknown", "reason": str(result.get("msg") or "fact gathering was skipped")[:500]}
+    return {"state": "failed", "reason": str(result.get("msg") or "fact gathering failed")[:500]}
+
+
+def _check_hosts(hosts):
     if not isinstance(hosts, (list, tuple)) or not all(isinstance(h, str) for h in hosts):
         raise AnsibleFilterError("hosts must be a list of inventory host names")
+
+
+def _raw_hosts(hostvars, hosts):
+    """``(host, registered facts result, vfio_mdev facts, probe result)`` per host."""
+    _check_hosts(hosts)
     caches = _caches(hostvars)
-    out = {}
     for host in hosts:
         got = _fast_host(caches, host) if caches is not None else None
         if got is None:
             try:
                 hv = hostvars[host]
             except (KeyError, TypeError):
-                out[host] = {"state": "unknown", "reason": "not in hostvars", "facts": None, "probe": None}
+                yield host, NOT_IN_HOSTVARS, None, None
                 continue
-            got = (hv.get(STATE_VAR), (hv.get("ansible_facts") or {}).get(FACTS_VAR), hv.get(PROBE_VAR))
-        state = _plain(got[0]) or {}
-        facts = _plain(got[1])
-        out[host] = {
-            "state": state.get("state") or ("ok" if facts else "unknown"),
-            "reason": state.get("reason") or (None if facts else "facts were not gathered"),
-            "facts": facts,
-            "probe": _plain(got[2]),
-        }
+            got = (hv.get(REGISTER_VAR), (hv.get("ansible_facts") or {}).get(FACTS_VAR), hv.get(PROBE_VAR))
+        yield (host,) + tuple(got)
+
+
+def host_inputs(hostvars, hosts):
+    """Extract what the matrix needs from ``hostvars`` for ``hosts``."""
+    out = {}
+    for host, registered, facts, probe in _raw_hosts(hostvars, hosts):
+        state = gather_state(registered, facts)
+        out[host] = {"state": state["state"], "reason": state["reason"],
+                     "facts": _plain(facts) if state["state"] == "ok" else None, "probe": _plain(probe)}
     return out
+
+
+def gather_states(hostvars, hosts):
+    """``{host: {state, reason}}``: how fact gathering went on each host."""
+    return {host: gather_state(registered, facts) for host, registered, facts, dummy in _raw_hosts(hostvars, hosts)}
 
 
 def _hosts_arg(data, hosts):
@@ -150,6 +181,7 @@ def stranded_message(plan):
 class FilterModule(object):
     def filters(self):
         return {
+            "gather_states": gather_states,
             "probe_batches": probe_batches,
             "compat_matrix": compat_matrix,
             "matrix_cells": matrix_cells,

@@ -55,13 +55,22 @@ options:
         O(sysfs_root) is C(/sys).
     type: bool
     default: true
+  persist_dir:
+    description:
+      - Also write the facts as JSON to C(vfio_mdev.fact) in this directory (created with
+        mode 0755 when missing), so later plays and other roles read them as
+        C(ansible_local.vfio_mdev). The file is replaced atomically (written beside it, then
+        renamed) and only when its content changes, which is what RV(ignore:changed) says.
+      - Omitted, nothing is written.
+    type: path
 attributes:
   check_mode:
     support: full
-    description: The module only reads; check mode changes nothing about what it does.
+    description: Discovery only reads. With O(persist_dir), check mode says whether the fact file
+      would change and writes nothing.
   diff_mode:
     support: none
-    description: Nothing is changed, so there is no diff.
+    description: No diff of the fact file is shown.
   facts:
     support: full
     description: Returns C(ansible_facts.vfio_mdev) and works as a C(facts_modules) entry.
@@ -86,6 +95,10 @@ EXAMPLES = r"""
     msg: "{{ item.key }}: {{ item.value.migration.version }}"
   loop: "{{ ansible_facts.vfio_mdev.parents['0000:00:02.0'].types | dict2items }}"
 
+- name: Discover and keep the facts for later plays as ansible_local.vfio_mdev
+  vfio.migration.mdev_facts:
+    persist_dir: /etc/ansible/facts.d
+
 - name: Read an emulated tree instead of the host's sysfs
   vfio.migration.mdev_facts:
     sysfs_root: /srv/fixtures/host1/sys
@@ -96,6 +109,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+fact_file:
+  description: The fact file written (or, in check mode, that would be written); null without O(persist_dir).
+  type: str
+  returned: always
+  sample: /etc/ansible/facts.d/vfio_mdev.fact
 ansible_facts:
   description: Facts to add to ansible_facts.
   returned: always
@@ -208,9 +226,44 @@ ansible_facts:
           returned: always
 """
 
+import json
+import os
+import tempfile
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vfio.migration.plugins.module_utils._sysfs import gather
+
+
+FACT_FILE = "vfio_mdev.fact"
+
+
+def persist(path, facts, check_mode=False):
+    """Replace ``path`` with the facts as JSON when its content differs; return whether it did (would)."""
+    text = json.dumps(facts, indent=4, sort_keys=True, separators=(",", ": ")) + "\n"
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return False
+    except (OSError, IOError, UnicodeDecodeError):
+        pass
+    if check_mode:
+        return True
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+    fd, tmp = tempfile.mkstemp(prefix=".vfio_mdev.", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return True
 
 
 def main():
@@ -219,6 +272,7 @@ def main():
             sysfs_root=dict(type="path", default="/sys"),
             host_root=dict(type="path", default="/"),
             use_udev=dict(type="bool", default=True),
+            persist_dir=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -233,7 +287,15 @@ def main():
 
     facts = gather(module.params["sysfs_root"], use_udev=module.params["use_udev"],
                    host_root=module.params["host_root"], run=run)
-    module.exit_json(changed=False, ansible_facts={"vfio_mdev": facts})
+    fact_file, changed = None, False
+    if module.params["persist_dir"]:
+        fact_file = os.path.join(module.params["persist_dir"], FACT_FILE)
+        try:
+            changed = persist(fact_file, facts, module.check_mode)
+        except (OSError, IOError) as exc:
+            module.fail_json(msg="writing %s failed: %s" % (fact_file, exc), fact_file=fact_file,
+                             ansible_facts={"vfio_mdev": facts})
+    module.exit_json(changed=changed, fact_file=fact_file, ansible_facts={"vfio_mdev": facts})
 
 
 if __name__ == "__main__":
