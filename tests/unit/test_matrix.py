@@ -174,7 +174,7 @@ def _greedy_plan(matrix, drain):
                         cands.append(slot)
             wants.append((len(cands), row["host"], dev, cands))
     placed = {}
-    for _, host, dev, cands in sorted(wants, key=lambda w: w[:3]):
+    for _count, host, dev, cands in sorted(wants, key=lambda w: w[:3]):
         open_slots = [s for s in cands if free[s] > 0]
         if open_slots:
             slot = min(open_slots, key=lambda s: (-free[s], s))
