@@ -44,6 +44,11 @@ unit: deps
 kernel-lab: deps
 	$(PY) -m pytest tests/kernel -m kernel $(PYTEST_ARGS)
 
+# Fleet-scale benchmarks (BENCHMARKS.md): ~45 min on 2 cores; BENCH_ARGS=--quick for a short run.
+BENCH_ARGS ?=
+bench: deps
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 clean:
 	-fusermount3 -uz build/demo/mnt 2>/dev/null
 	rm -rf build vfio-migration-report

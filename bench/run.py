@@ -1,0 +1,472 @@
+"""vfio.migration benchmarks: the readiness run against Ansible's own floor.
+
+    .venv/bin/python bench/run.py                      # every part, sizes 50,200,1000
+    .venv/bin/python bench/run.py --sizes 50,200 --parts fleet
+    .venv/bin/python bench/run.py --quick              # small sizes, a minute or two
+
+Parts (``--parts``, comma separated; default all):
+
+``fleet``       ``vfio.migration.readiness`` over N emulated hosts (one FUSE emulator
+                serving every host tree) against the floor (``ansible.builtin.ping``
+                twice) on the same inventory and forks: wall and CPU time, ratio,
+                per-host cost, wall time per task. Also counts module invocations per
+                host (``bench/callback_plugins/bench_count.py``) and proves the probe
+                economy from the emulator's write log.
+``controller``  ``probe_batches`` + ``compat_matrix`` + ``migration_targets`` +
+                ``drain_plan`` on synthetic fleets (``bench/controller.py``).
+``discovery``   ``gather()`` against ``mdevctl types`` + ``mdevctl list`` on one big
+                tree (``bench/discovery.py``).
+
+Everything is measured as ratios taken in the same run on the same machine.
+Results go to ``build/bench/results.json`` (``--out``) and, as Markdown
+tables, to stdout.
+"""
+
+import argparse
+import collections
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from bench import fleet as F  # noqa: E402
+from demo.run_demo import collection_path  # noqa: E402
+
+BUILD = os.path.join(REPO, "build", "bench")
+PYTHON = sys.executable
+VENV_BIN = os.path.dirname(sys.executable)
+FLOOR = os.path.join(HERE, "playbooks", "floor.yml")
+READINESS = "vfio.migration.readiness"
+
+
+# -- helpers -------------------------------------------------------------------
+
+def ansible_env(forks, strategy=None, pipelining=False, extra=None):
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": collection_path(),
+        "ANSIBLE_CALLBACK_PLUGINS": os.path.join(HERE, "callback_plugins"),
+        "ANSIBLE_CALLBACKS_ENABLED": "bench_count",
+        "ANSIBLE_FORKS": str(forks),
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        "ANSIBLE_HOST_KEY_CHECKING": "0",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCALHOST_WARNING": "0",
+        "ANSIBLE_DEPRECATION_WARNINGS": "0",
+        "ANSIBLE_PIPELINING": "1" if pipelining else "0",
+    })
+    if strategy:
+        env["ANSIBLE_STRATEGY"] = strategy
+    env.update(extra or {})
+    return env
+
+
+def proc_cpu(pid):
+    """User + system CPU seconds of a running process (the emulator)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _hwm_mib(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def timed(cmd, env=None, cwd=REPO, log=None, emulator_pid=None):
+    """Run ``cmd``; return wall seconds, CPU seconds of it and its children, the peak
+    RSS of its main process (the Ansible controller), the emulator's CPU, exit code."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    e0 = proc_cpu(emulator_pid) if emulator_pid else None
+    t0 = time.monotonic()
+    hwm = None
+    with open(log or os.devnull, "w") as out:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        while True:
+            try:
+                rc = proc.wait(0.25)
+                break
+            except subprocess.TimeoutExpired:
+                hwm = _hwm_mib(proc.pid) or hwm
+    wall = time.monotonic() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    e1 = proc_cpu(emulator_pid) if emulator_pid else None
+    return {"wall": round(wall, 3), "cpu": round((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), 3),
+            "controller_peak_rss_mib": round(hwm, 1) if hwm else None,
+            "emulator_cpu": round(e1 - e0, 3) if e0 is not None and e1 is not None else None, "rc": rc}
+
+
+def shell_line(cmd, env_keys, env):
+    return " ".join(["%s=%s" % (k, shlex.quote(env[k])) for k in env_keys] + [shlex.quote(c) for c in cmd])
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2.0
+
+
+# -- probe economy from the write log ----------------------------------------------
+
+def _rules(hostdir):
+    with open(os.path.join(hostdir, "rules.json")) as f:
+        return json.load(f)["attributes"]
+
+
+def _readable(spec):
+    inner = spec.get("inner", spec)
+    return spec["rule"] != "read_enodev" and not inner.get("unsupported") and "self" in inner
+
+
+def _pci_type(sysdir, devrel):
+    ids = []
+    for key in ("vendor", "device"):
+        with open(os.path.join(sysdir, devrel, key)) as f:
+            ids.append(f.read().strip().lower().replace("0x", "").zfill(4))
+    return "pci-%s:%s" % tuple(ids)
+
+
+def host_attributes(hostdir):
+    """From a host's rules.json and tree, independently of the collection's code:
+    ``{"offers": {type: [(parent, readable)]}, "classes": {(type, version)}}``."""
+    sysdir = os.path.join(hostdir, "sys")
+    offers, classes = collections.defaultdict(list), set()
+    for rel, spec in _rules(hostdir).items():
+        parts = rel.split("/")
+        if len(parts) >= 3 and parts[-3] == "mdev_supported_types":
+            mdev_type, parent = parts[-2], parts[-4]
+        elif len(parts) >= 2 and parts[-1] == "migration_version" and \
+                os.path.exists(os.path.join(sysdir, *parts[:-1], "vendor")):
+            mdev_type, parent = _pci_type(sysdir, "/".join(parts[:-1])), parts[-2]
+        else:
+            continue  # instance-level attribute (same version as its type in this fleet)
+        readable = _readable(spec)
+        offers[mdev_type].append((parent, readable))
+        if readable:
+            classes.add((mdev_type, spec.get("inner", spec)["self"]))
+    # types without any attribute are offered too (mtty): they form no class and take no write
+    return {"offers": dict(offers), "classes": classes}
+
+
+def probe_economy(hostdirs, writes):
+    """Check the write log against the expected classes per target.
+
+    Expected per target: every (type, version) class with a source other than the
+    target itself, whose type the target offers; one write per class and parent
+    whose attribute reads (the probe asks nothing of a target that says it cannot
+    migrate). Returns a summary and per-host rows.
+    """
+    attrs = {h: host_attributes(d) for h, d in hostdirs.items()}
+    sources = collections.defaultdict(set)
+    for h, a in attrs.items():
+        for c in a["classes"]:
+            sources[c].add(h)
+    by_host = collections.defaultdict(list)
+    for w in writes:
+        by_host[w["path"].split("/", 1)[0]].append(w)
+    rows, ok = {}, True
+    for h, a in sorted(attrs.items()):
+        expected = {c for c in sources if c[0] in a["offers"] and sources[c] != {h}}
+        expected_writes = sum(sum(1 for dummy, readable in a["offers"][t] if readable) for t, dummy2 in expected)
+        ws = by_host.get(h, [])
+        seen = set()
+        for w in ws:
+            parts = w["path"].split("/")
+            t = parts[-2] if parts[-3] == "mdev_supported_types" else \
+                _pci_type(os.path.join(hostdirs[h], "sys"), "/".join(parts[2:-1]))
+            seen.add((t, w["data"].rstrip("\n")))
+        readable_expected = {c for c in expected if any(r for dummy, r in a["offers"][c[0]])}
+        # what asking once per source host (instead of once per class) would write
+        naive = sum(len(sources[c] - {h}) * sum(1 for dummy, r in a["offers"][c[0]] if r) for c in expected)
+        row = {"writes": len(ws), "expected_writes": expected_writes, "classes": len(readable_expected),
+               "distinct_written": len(seen), "per_source_host_writes": naive,
+               "match": len(ws) == expected_writes and seen == readable_expected}
+        ok = ok and row["match"]
+        rows[h] = row
+    total = {k: sum(r[k] for r in rows.values()) for k in ("writes", "expected_writes", "per_source_host_writes")}
+    return {"ok": ok, "classes_in_fleet": len(sources), "hosts": len(rows),
+            "targets_written": sum(1 for r in rows.values() if r["writes"]),
+            "max_writes_per_target": max((r["writes"] for r in rows.values()), default=0),
+            "max_classes_per_target": max((r["classes"] for r in rows.values()), default=0),
+            "total": total, "mismatches": {h: r for h, r in rows.items() if not r["match"]}, "rows": rows}
+
+
+def invocation_summary(count_doc, hosts):
+    per = {h: sum((count_doc["modules"].get(h) or {}).values()) for h in hosts}
+    hist = collections.Counter(per.values())
+    actions = collections.Counter()
+    for h in hosts:
+        actions.update(count_doc["modules"].get(h) or {})
+    return {"max": max(per.values()) if per else 0, "mean": round(sum(per.values()) / max(1, len(per)), 3),
+            "histogram": {str(k): v for k, v in sorted(hist.items())}, "by_action": dict(actions),
+            "delegated": count_doc.get("delegated", {})}
+
+
+# -- part 1 + 2: the fleet run ------------------------------------------------------
+
+def fleet_part(sizes, forks, reports, repeat, strategy=None, pipelining=False, workdir=BUILD, count_sizes=None,
+               extra_env=None, log=print, reports_max=None, compare_collections=None):
+    """Build the fleet once (max size), mount it once, and for each size run the floor and the
+    readiness run (without and with reports) ``repeat`` times, interleaved; then a counting run."""
+    from tests.emulator.mount import EmulatorMount, fuse_unavailable, read_write_log
+    why = fuse_unavailable()
+    if why:
+        raise SystemExit("the fleet bench needs the FUSE sysfs emulator: %s" % why)
+    src, mnt = os.path.join(workdir, "fleet"), os.path.join(workdir, "mnt")
+    logs = os.path.join(workdir, "logs")
+    os.makedirs(logs, exist_ok=True)
+    t0 = time.monotonic()
+    hostdirs = F.build(src, max(sizes))
+    build_seconds = time.monotonic() - t0
+    writelog = os.path.join(workdir, "writes.log")
+    if os.path.exists(writelog):
+        os.unlink(writelog)
+    env = ansible_env(forks, strategy, pipelining, extra_env)
+    env_keys = ["ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_CALLBACK_PLUGINS", "ANSIBLE_CALLBACKS_ENABLED", "ANSIBLE_FORKS",
+                "ANSIBLE_PIPELINING"] + (["ANSIBLE_STRATEGY"] if strategy else []) + sorted(extra_env or {})
+    playbook = os.path.join(VENV_BIN, "ansible-playbook")
+    count_sizes = set(sizes[:1] if count_sizes is None else count_sizes)
+    out = {"forks": forks, "strategy": strategy or "linear", "pipelining": pipelining, "extra_env": extra_env or {},
+           "tree_build_seconds": round(build_seconds, 1), "sizes": []}
+    modes = [("readiness", False)] + ([("readiness+reports", True)] if reports else [])
+    if compare_collections:
+        # the same readiness run with another copy of the collection (e.g. before a change)
+        modes.append(("readiness@compare", False))
+
+    def command(label, inv, n, with_reports):
+        cmd = [playbook, "-i", inv, FLOOR if label == "floor" else READINESS]
+        if label != "floor":
+            cmd += ["-e", "vfio_migration_reports=%s" % ("true" if with_reports else "false"),
+                    "-e", "vfio_migration_report_dir=%s" % os.path.join(workdir, "reports-%d" % n)]
+        return cmd
+
+    with EmulatorMount(src, mnt, writelog, timeout=120) as emu:
+        pid = emu.proc.pid
+        for n in sizes:
+            names = [F.host_name(i) for i in range(n)]
+            inv = F.write_inventory(os.path.join(workdir, "inventory-%d.json" % n), names, emu.mountpoint, PYTHON,
+                                    drain=names[:max(1, n // 50)])
+            rec = {"hosts": n, "runs": {}}
+            size_modes = [m for m in modes if not (m[1] and reports_max is not None and n > reports_max)]
+            for r in range(repeat):
+                for label, with_reports in [("floor", None)] + size_modes:
+                    cmd = command(label, inv, n, with_reports)
+                    tasks_out = os.path.join(logs, "tasks-%s-%d-%d.json" % (label, n, r))
+                    e = dict(env, ANSIBLE_CALLBACKS_ENABLED="bench_tasks", BENCH_TASKS_OUT=tasks_out)
+                    if label == "readiness@compare":
+                        e["ANSIBLE_COLLECTIONS_PATH"] = os.path.abspath(compare_collections)
+                    before = len(read_write_log(writelog))
+                    logfile = os.path.join(logs, "%s-%d-%d.log" % (label, n, r))
+                    res = timed(cmd, e, log=logfile, emulator_pid=pid)
+                    if res["rc"] != 0:
+                        raise SystemExit("%s over %d hosts failed (rc=%s): see %s" % (label, n, res["rc"], logfile))
+                    with open(tasks_out) as f:
+                        res["tasks"] = json.load(f)["tasks"]
+                    res["command"] = shell_line(cmd, env_keys, e)
+                    if label != "floor":
+                        econ = probe_economy({h: hostdirs[h] for h in names}, read_write_log(writelog)[before:])
+                        econ["rows"] = {h: econ["rows"][h] for h in names[:10]}
+                        res["probe_economy"] = econ
+                        if with_reports:
+                            rdir = os.path.join(workdir, "reports-%d" % n)
+                            res["report_bytes"] = {f: os.path.getsize(os.path.join(rdir, f))
+                                                   for f in sorted(os.listdir(rdir))}
+                    rec["runs"].setdefault(label, []).append(res)
+                    log("  N=%d %s run %d: %.1fs wall, %.1fs CPU, controller peak RSS %s MiB" % (
+                        n, label, r + 1, res["wall"], res["cpu"], res["controller_peak_rss_mib"]))
+            for label, runs in rec["runs"].items():
+                rec[label] = {"wall": round(median([x["wall"] for x in runs]), 3),
+                              "cpu": round(median([x["cpu"] for x in runs]), 3)}
+            floor = rec["floor"]
+            for label, dummy in size_modes:
+                rec[label]["ratio_wall"] = round(rec[label]["wall"] / floor["wall"], 3)
+                rec[label]["ratio_cpu"] = round(rec[label]["cpu"] / floor["cpu"], 3) if floor["cpu"] else None
+                rec[label]["per_host_ms"] = round(1000.0 * rec[label]["wall"] / n, 2)
+            floor["per_host_ms"] = round(1000.0 * floor["wall"] / n, 2)
+            if n in count_sizes:
+                # counting runs: bench_count copies every result, so they are not timed
+                rec["count"] = {}
+                for label in ("floor", "readiness"):
+                    count_out = os.path.join(logs, "count-%s-%d.json" % (label, n))
+                    e = dict(env, ANSIBLE_CALLBACKS_ENABLED="bench_count", BENCH_COUNT_OUT=count_out)
+                    cmd = command(label, inv, n, False)
+                    before = len(read_write_log(writelog))
+                    res = timed(cmd, e, log=os.path.join(logs, "count-%s-%d.log" % (label, n)), emulator_pid=pid)
+                    if res["rc"] != 0:
+                        raise SystemExit("counting run %s over %d hosts failed" % (label, n))
+                    with open(count_out) as f:
+                        rec["count"][label] = invocation_summary(json.load(f), names)
+                    rec["count"][label]["command"] = shell_line(cmd, env_keys, e)
+                    if label == "readiness":
+                        econ = probe_economy({h: hostdirs[h] for h in names}, read_write_log(writelog)[before:])
+                        rec["count"][label]["probe_economy_ok"] = econ["ok"]
+            out["sizes"].append(rec)
+            log(fleet_row(rec))
+    return out
+
+
+def fleet_row(rec):
+    parts = ["N=%d floor %.1fs" % (rec["hosts"], rec["floor"]["wall"])]
+    for label in ("readiness", "readiness+reports", "readiness@compare"):
+        if label in rec:
+            r = rec[label]
+            parts.append("%s %.1fs (x%.2f wall, x%.2f cpu)" % (label, r["wall"], r["ratio_wall"], r["ratio_cpu"] or 0))
+    return "; ".join(parts)
+
+
+# -- markdown ----------------------------------------------------------------------
+
+def _slope(recs, label, key="wall"):
+    """Marginal seconds per host between consecutive sizes."""
+    out = []
+    for a, b in zip(recs, recs[1:]):
+        if label in a and label in b:
+            per_host = (b[label][key] - a[label][key]) / (b["hosts"] - a["hosts"])
+            out.append("%d->%d: %.0f ms" % (a["hosts"], b["hosts"], 1000.0 * per_host))
+    return ", ".join(out)
+
+
+def markdown(results):
+    lines = []
+    m = results.get("machine", {})
+    lines.append("Machine: %s, %s CPUs (shared), Python %s, load before %s, sum(range(1000)) %s us" % (
+        m.get("platform"), m.get("cpus"), m.get("python"), m.get("loadavg"), m.get("sum_range_1000_us")))
+    lines.append("")
+    fl = results.get("fleet")
+    if not fl:
+        return "\n".join(lines)
+    recs = fl["sizes"]
+    lines.append("forks=%s strategy=%s pipelining=%s %s" % (
+        fl["forks"], fl["strategy"], fl["pipelining"], fl.get("extra_env") or ""))
+    lines += ["", "| hosts | run | wall s | CPU s | wall / floor | CPU / floor | wall ms/host | "
+                  "controller peak RSS MiB |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for rec in recs:
+        for label, runs in rec["runs"].items():
+            r = rec[label]
+            lines.append("| %d | %s | %.1f | %.1f | %s | %s | %.0f | %s |" % (
+                rec["hosts"], label, r["wall"], r["cpu"], "%.2f" % r["ratio_wall"] if "ratio_wall" in r else "1",
+                "%.2f" % r["ratio_cpu"] if r.get("ratio_cpu") else "1", 1000.0 * r["wall"] / rec["hosts"],
+                max(x["controller_peak_rss_mib"] or 0 for x in runs)))
+    lines += ["", "Marginal cost per added host: floor %s; readiness %s" % (
+        _slope(recs, "floor"), _slope(recs, "readiness")), ""]
+    big = recs[-1]
+    for label in ("floor", "readiness"):
+        tasks = big["runs"][label][0]["tasks"]
+        total = big["runs"][label][0]["wall"]
+        lines += ["", "Wall time per task, %s, %d hosts (%.0f s in all; the rest is start-up and play set-up):"
+                  % (label, big["hosts"], total), "",
+                  "| task | s | share | ms per host |", "|---|---:|---:|---:|"]
+        for t in tasks:
+            lines.append("| %s | %.1f | %.0f %% | %.1f |" % (
+                t["name"], t["seconds"], 100.0 * t["seconds"] / total, 1000.0 * t["seconds"] / big["hosts"]))
+    lines += ["", "| hosts | classes in fleet | targets written | max classes / target | writes (log) | "
+                  "expected writes | writes if asked per source host | log matches classes |",
+              "|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for rec in recs:
+        e = rec["runs"]["readiness"][0]["probe_economy"]
+        lines.append("| %d | %d | %d | %d | %d | %d | %d | %s |" % (
+            rec["hosts"], e["classes_in_fleet"], e["targets_written"], e["max_classes_per_target"],
+            e["total"]["writes"], e["total"]["expected_writes"], e["total"]["per_source_host_writes"],
+            "yes" if e["ok"] else "NO"))
+    counted = [rec for rec in recs if rec.get("count")]
+    if counted:
+        lines += ["", "| hosts | run | module invocations per host: max | mean | hosts with 1 / 2 | by module |",
+                  "|---:|---|---:|---:|---|---|"]
+        for rec in counted:
+            for label, c in rec["count"].items():
+                lines.append("| %d | %s | %d | %.2f | %s / %s | %s |" % (
+                    rec["hosts"], label, c["max"], c["mean"], c["histogram"].get("1", 0), c["histogram"].get("2", 0),
+                    ", ".join("%s %d" % kv for kv in sorted(c["by_action"].items()))))
+    lines += ["", "Commands (timed runs, then counting runs):", ""]
+    for rec in recs:
+        for label, runs in rec["runs"].items():
+            lines.append("    %s" % runs[0]["command"])
+    for rec in counted:
+        for label, c in rec["count"].items():
+            lines.append("    %s" % c["command"])
+    lines.append("")
+    return "\n".join(lines)
+
+
+def calibration():
+    """Microseconds for ``sum(range(1000))`` (best of 5): how fast this machine runs Python right now."""
+    import timeit
+    return round(min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6, 2)
+
+
+def machine():
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "loadavg": " ".join("%.2f" % x for x in os.getloadavg()), "sum_range_1000_us": calibration()}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    ap.add_argument("--sizes", default="50,200,1000", help="fleet sizes (hosts), comma separated")
+    ap.add_argument("--quick", action="store_true", help="small sizes everywhere (a minute or two)")
+    ap.add_argument("--parts", default="fleet,controller,discovery")
+    ap.add_argument("--forks", type=int, default=20)
+    ap.add_argument("--strategy", default=None, help="ANSIBLE_STRATEGY for both runs (default linear)")
+    ap.add_argument("--pipelining", action="store_true", help="ANSIBLE_PIPELINING=1 for both runs")
+    ap.add_argument("--no-reports", action="store_true", help="skip the readiness run with reports")
+    ap.add_argument("--reports-max", type=int, default=None,
+                    help="run the readiness run with reports only up to this many hosts (see bench/reports.py)")
+    ap.add_argument("--compare-collections", default=None, metavar="DIR",
+                    help="also time readiness with the collection found on this ANSIBLE_COLLECTIONS_PATH")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per size (median is reported)")
+    ap.add_argument("--count-sizes", default=None,
+                    help="sizes that also get the (untimed) counting runs; default: the smallest size")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="extra environment for both the floor and the readiness runs (repeatable)")
+    ap.add_argument("--controller-hosts", default="1000,10000")
+    ap.add_argument("--discovery-repeat", type=int, default=10)
+    ap.add_argument("--out", default=os.path.join(BUILD, "results.json"))
+    args = ap.parse_args(argv)
+    parts = set(args.parts.split(","))
+    sizes = [int(s) for s in args.sizes.split(",")]
+    chosts = [int(s) for s in args.controller_hosts.split(",")]
+    drepeat, dscale = args.discovery_repeat, None
+    if args.quick:
+        sizes, chosts, drepeat, dscale = [10, 40], [200, 1000], 3, (2, 8, 4)
+    results = {"machine": machine(), "argv": sys.argv[1:]}
+    if "fleet" in parts:
+        count_sizes = [int(x) for x in args.count_sizes.split(",")] if args.count_sizes else None
+        extra = dict(kv.split("=", 1) for kv in args.env)
+        results["fleet"] = fleet_part(sizes, args.forks, not args.no_reports, args.repeat, args.strategy,
+                                      args.pipelining, count_sizes=count_sizes, extra_env=extra,
+                                      reports_max=args.reports_max, compare_collections=args.compare_collections)
+    if "controller" in parts:
+        from bench import controller
+        results["controller"] = controller.run_all(chosts, quick=args.quick)
+        print(controller.markdown(results["controller"]), flush=True)
+    if "discovery" in parts:
+        from bench import discovery
+        results["discovery"] = discovery.run(repeat=drepeat, scale=dscale)
+        print(discovery.markdown(results["discovery"]), flush=True)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=1, sort_keys=True)
+    print(markdown(results))
+    print("results: %s" % args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

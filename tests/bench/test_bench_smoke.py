@@ -1,0 +1,120 @@
+"""Smoke test of the bench machinery at a tiny size (speed is measured, never asserted).
+
+    .venv/bin/python -m pytest tests/bench -q
+
+Runs the fleet part over 5 emulated hosts (floor, readiness and the counting
+runs), the controller part on a small synthetic fleet and the discovery part
+on a small tree, and checks the mechanics: ratios are computed, every host's
+writes in the emulator log equal its expected classes, module invocations per
+host are at most two, and mdevctl and gather() see the same instances.
+"""
+
+import os
+import shutil
+
+import pytest
+
+from bench import controller, discovery, run
+from tests.emulator.mount import fuse_unavailable
+
+N = 5
+
+
+@pytest.fixture(scope="module")
+def fleet_result(tmp_path_factory):
+    if fuse_unavailable():
+        pytest.skip(fuse_unavailable())
+    work = str(tmp_path_factory.mktemp("bench"))
+    return run.fleet_part([N], forks=5, reports=False, repeat=1, workdir=work, count_sizes=[N], log=lambda *a: None)
+
+
+@pytest.mark.emulator
+@pytest.mark.ansible
+def test_fleet_ratio_is_computed(fleet_result):
+    rec = fleet_result["sizes"][0]
+    assert rec["hosts"] == N
+    for label in ("floor", "readiness"):
+        assert rec[label]["wall"] > 0 and rec[label]["cpu"] > 0
+    r = rec["readiness"]
+    assert r["ratio_wall"] == pytest.approx(r["wall"] / rec["floor"]["wall"], rel=1e-2)
+    assert r["per_host_ms"] > 0
+    run_ = rec["runs"]["readiness"][0]
+    assert any("Gather VFIO" in t["name"] for t in run_["tasks"])
+    assert "ansible-playbook" in run_["command"] and "vfio.migration.readiness" in run_["command"]
+    assert "| %d |" % N in run.markdown({"machine": run.machine(), "fleet": fleet_result})
+
+
+@pytest.mark.emulator
+@pytest.mark.ansible
+def test_probe_economy_writes_equal_classes(fleet_result):
+    econ = fleet_result["sizes"][0]["runs"]["readiness"][0]["probe_economy"]
+    assert econ["ok"], econ["mismatches"]
+    assert econ["total"]["writes"] == econ["total"]["expected_writes"] > 0
+    for host, row in econ["rows"].items():
+        # one write per class (per parent offering the type), never one per source host
+        assert row["distinct_written"] == row["classes"], host
+        assert row["writes"] == row["expected_writes"], host
+
+
+@pytest.mark.emulator
+@pytest.mark.ansible
+def test_module_invocations_per_host(fleet_result):
+    count = fleet_result["sizes"][0]["count"]
+    assert count["floor"]["max"] == 2 and count["floor"]["mean"] == 2
+    assert count["readiness"]["max"] == 2
+    assert set(count["readiness"]["by_action"]) <= {"vfio.migration.mdev_facts", "vfio.migration.migration_probe"}
+    assert count["readiness"]["by_action"]["vfio.migration.mdev_facts"] == N
+    assert count["readiness"]["probe_economy_ok"]
+
+
+def test_probe_economy_counts_per_host_tree(tmp_path):
+    """The write-log check alone, on hand-made logs: per class passes, per source host fails."""
+    from bench import fleet as F
+    dirs = F.build(str(tmp_path / "fleet"), 12)
+    attrs = {h: run.host_attributes(d) for h, d in dirs.items()}
+    sources = {}
+    for h, a in attrs.items():
+        for c in a["classes"]:
+            sources.setdefault(c, set()).add(h)
+
+    def rel(host, mdev_type, parent):
+        # the attribute path as the emulator logs it (host/sys/...)
+        for key in run._rules(dirs[host]):
+            parts = key.split("/")
+            if mdev_type in parts and parent in parts:
+                return "%s/sys/%s" % (host, key)
+        raise AssertionError((host, mdev_type, parent))
+
+    per_class, per_source = [], []
+    for h, a in attrs.items():
+        for c, srcs in sources.items():
+            if c[0] not in a["offers"] or srcs == {h}:
+                continue
+            for parent, readable in a["offers"][c[0]]:
+                if readable:
+                    per_class.append({"path": rel(h, c[0], parent), "data": c[1] + "\n"})
+                    per_source.extend({"path": rel(h, c[0], parent), "data": c[1] + "\n"} for dummy in srcs - {h})
+    good = run.probe_economy(dirs, per_class)
+    assert good["ok"] and good["total"]["writes"] == good["total"]["expected_writes"] > 0
+    assert good["total"]["per_source_host_writes"] == len(per_source)
+    if len(per_source) > len(per_class):
+        assert not run.probe_economy(dirs, per_source)["ok"]
+
+
+def test_controller_one_counts_classes():
+    r = controller.one(60, 2, 3, drain=2, targets_calls=3)
+    assert 2 <= r["classes"] <= 2 * 3
+    # one verdict list per class and target (a class is not asked of its only source)
+    assert r["classes"] * 59 <= r["verdict_lists"] <= r["classes"] * 60
+    assert r["batch_checks"] <= r["classes"] * 60
+    assert r["total_s"] > 0 and r["maxrss_mib"] > 0 and r["ns_per_class_target"] > 0
+
+
+@pytest.mark.mdevctl
+def test_discovery_ratio_is_computed(tmp_path):
+    if os.geteuid() != 0 or not shutil.which("mdevctl") or not shutil.which("unshare"):
+        pytest.skip("needs root, mdevctl and unshare")
+    res = discovery.run(repeat=1, scale=(2, 3, 2), dest=str(tmp_path))
+    assert res["mdevctl_listed"] == res["gather_devices"] == 12
+    assert res["gather_types"] == 6
+    assert res["ratio_gather_to_mdevctl"] > 0 and res["ratio_module_to_mdevctl"] > 0
