@@ -32,21 +32,25 @@ def _render(name, renderer, matrix, *args, **kwargs):
         raise AnsibleFilterError("vfio.migration.%s: %s" % (name, exc)) from exc
 
 
-def report_json(matrix, plan=None, generated=None, cell_limit=R.DEFAULT_CELL_LIMIT):
-    """The matrix (and plan) as a stable JSON document."""
+def _cell_limit(name, cell_limit):
     try:
         if isinstance(cell_limit, bool):
             raise TypeError("a boolean")
-        cell_limit = int(cell_limit)
+        return int(cell_limit)
     except (TypeError, ValueError) as exc:
-        raise AnsibleFilterError("vfio.migration.report_json: cell_limit must be an integer, not %r"
-                                 % (cell_limit,)) from exc
-    return _render("report_json", R.render_json, matrix, plan, generated, cell_limit=cell_limit)
+        raise AnsibleFilterError("vfio.migration.%s: cell_limit must be an integer, not %r"
+                                 % (name, cell_limit)) from exc
 
 
-def report_csv(matrix):
-    """One CSV row per source parent x target parent cell."""
-    return _render("report_csv", R.render_csv, matrix)
+def report_json(matrix, plan=None, generated=None, cell_limit=R.DEFAULT_CELL_LIMIT):
+    """The matrix (and plan) as a stable JSON document."""
+    return _render("report_json", R.render_json, matrix, plan, generated,
+                   cell_limit=_cell_limit("report_json", cell_limit))
+
+
+def report_csv(matrix, cell_limit=R.DEFAULT_CELL_LIMIT):
+    """One CSV row per source parent x target parent cell (per verdict above cell_limit cells)."""
+    return _render("report_csv", R.render_csv, matrix, cell_limit=_cell_limit("report_csv", cell_limit))
 
 
 def report_markdown(matrix, plan=None, generated=None):

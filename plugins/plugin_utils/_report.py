@@ -104,6 +104,10 @@ STATUS_MEANINGS = {
 _CSV_COLUMNS = ("source_host", "source_parent", "mdev_type", "source_kind", "source_version", "source_devices",
                 "class", "target_host", "target_parent", "status", "evidence", "errno", "errno_name", "message",
                 "target_available_instances", "layout")
+# The CSV above the cell limit: one row per verdict (class x target parent).
+_CSV_VERDICT_COLUMNS = ("class", "mdev_type", "source_kind", "source_version", "source_host_count", "target_host",
+                        "target_parent", "status", "evidence", "errno", "errno_name", "message",
+                        "target_available_instances", "layout")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -343,6 +347,11 @@ def _label(status, evidence):
 
 # -- JSON --------------------------------------------------------------------------
 
+def _check_cell_limit(cell_limit):
+    if isinstance(cell_limit, bool) or not isinstance(cell_limit, int) or cell_limit < 0:
+        raise ValueError("cell_limit must be a non-negative integer, not %r" % (cell_limit,))
+
+
 def render_json(matrix, plan=None, generated=None, cell_limit=DEFAULT_CELL_LIMIT):
     """The matrix as a JSON document (schema in the module docstring and ``docs/matrix-schema.md``).
 
@@ -351,8 +360,7 @@ def render_json(matrix, plan=None, generated=None, cell_limit=DEFAULT_CELL_LIMIT
     """
     plan = _plan_or_none(plan)
     check_inputs(matrix, plan, generated)
-    if isinstance(cell_limit, bool) or not isinstance(cell_limit, int) or cell_limit < 0:
-        raise ValueError("cell_limit must be a non-negative integer, not %r" % (cell_limit,))
+    _check_cell_limit(cell_limit)
     summ = summary(matrix, plan)
     doc = {
         "schema_version": REPORT_SCHEMA_VERSION,
@@ -387,14 +395,44 @@ def _csv_value(value):
     return str(value)
 
 
-def render_csv(matrix):
-    """One row per cell (sorted like the JSON cells) under a header row; devices joined with spaces."""
+def cell_count(matrix):
+    """How many cells :func:`_matrix.expand_cells` would make, without making them."""
+    return sum(1 for dummy in _iter_pairs(matrix))
+
+
+def verdict_rows(matrix):
+    """One row per class x target host x target parent (what was asked), in report order."""
+    classes = matrix["classes"]
+    for v in compact_verdicts(matrix):
+        c = classes.get(v["class"]) or {}
+        layout = c.get("evidence") == "driver" and c.get("version") is None
+        for p in v["parents"]:
+            yield {"class": v["class"], "mdev_type": c.get("mdev_type"), "source_kind": c.get("kind"),
+                   "source_version": c.get("version"), "source_host_count": len(c.get("sources") or ()),
+                   "target_host": v["target_host"], "target_parent": p.get("parent"), "status": p["status"],
+                   "evidence": p.get("evidence"), "errno": p.get("errno"), "errno_name": p.get("errno_name"),
+                   "message": p.get("message"), "target_available_instances": p.get("available_instances"),
+                   "layout": layout}
+
+
+def render_csv(matrix, cell_limit=DEFAULT_CELL_LIMIT):
+    """One row per cell (sorted like the JSON cells) under a header row; devices joined with spaces.
+
+    Above ``cell_limit`` cells (sources x targets grows with the square of the
+    fleet), one row per verdict instead (:func:`verdict_rows`): the header then
+    starts with ``class``, and which hosts are in a class is in the JSON report.
+    """
     check_inputs(matrix)
+    _check_cell_limit(cell_limit)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(_CSV_COLUMNS)
-    for cell in sorted_cells(matrix):
-        writer.writerow([_csv_value(cell[col]) for col in _CSV_COLUMNS])
+    if cell_count(matrix) <= cell_limit:
+        columns, rows = _CSV_COLUMNS, sorted_cells(matrix)
+    else:
+        columns, rows = _CSV_VERDICT_COLUMNS, verdict_rows(matrix)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_value(row[col]) for col in columns])
     return buf.getvalue()
 
 

@@ -339,6 +339,33 @@ def test_csv_defuses_spreadsheet_formulas():
     assert row[13] == "'=HYPERLINK(\"http://x\")"
 
 
+def test_csv_cell_limit_gives_one_row_per_verdict():
+    m = all_status_matrix()
+    n = R.cell_count(m)
+    assert n == len(M.expand_cells(m))
+    full = list(csv.reader(io.StringIO(R.render_csv(m, cell_limit=n))))
+    assert full[0][0] == "source_host" and len(full) == 1 + n
+    rows = list(csv.DictReader(io.StringIO(R.render_csv(m, cell_limit=n - 1))))
+    assert list(rows[0])[:5] == ["class", "mdev_type", "source_kind", "source_version", "source_host_count"]
+    assert len(rows) == sum(len(vs) for per in m["verdicts"].values() for vs in per.values()) < n
+    # with the JSON's source rows, the verdict rows give back every cell of a source with a class
+    doc = json.loads(R.render_json(m, cell_limit=0))
+    per = {}
+    for r in rows:
+        assert r["source_host_count"] == str(len(m["classes"][r["class"]]["sources"]))
+        per.setdefault((r["class"], r["target_host"]), []).append(
+            {"parent": r["target_parent"] or None, "status": r["status"], "errno_name": r["errno_name"] or None,
+             "message": r["message"] or None})
+    doc["verdicts"] = [{"class": c, "target_host": t, "parents": vs} for (c, t), vs in per.items()]
+    doc["sources"] = [row for row in doc["sources"] if row["class"]]
+    cells = json.loads(R.render_json(m))["cells"]
+    assert _rebuild_cells(doc) == sorted(((c["source_host"], c["source_parent"], c["mdev_type"], c["source_version"],
+                                           c["target_host"], c["target_parent"], c["status"], c["errno_name"],
+                                           c["message"]) for c in cells if c["class"]), key=repr)
+    with pytest.raises(ValueError, match="cell_limit"):
+        R.render_csv(m, cell_limit=-1)
+
+
 # -- Markdown ----------------------------------------------------------------------
 
 def _md_cells(line):
@@ -419,12 +446,15 @@ def test_filters_wrap_the_renderers():
     assert filters["report_json"](m, plan, STAMP) == R.render_json(m, plan, STAMP)
     assert filters["report_json"](m, cell_limit="0") == R.render_json(m, cell_limit=0)
     assert filters["report_csv"](m) == R.render_csv(m)
+    assert filters["report_csv"](m, "0") == R.render_csv(m, cell_limit=0)
     assert filters["report_markdown"](m, plan, STAMP) == R.render_markdown(m, plan, STAMP)
     assert filters["report_html"](m, plan, STAMP) == R.render_html(m, plan, STAMP)
     with pytest.raises(AnsibleFilterError, match="report_html: expected the output of vfio.migration.compat_matrix"):
         filters["report_html"]({"hosts": {}})
     with pytest.raises(AnsibleFilterError, match="report_json: cell_limit"):
         filters["report_json"](m, cell_limit="many")
+    with pytest.raises(AnsibleFilterError, match="report_csv: cell_limit"):
+        filters["report_csv"](m, cell_limit=True)
     with pytest.raises(AnsibleFilterError, match="report_markdown: generated"):
         filters["report_markdown"](m, None, ["not", "a", "string"])
 
