@@ -50,7 +50,7 @@ READINESS = "vfio.migration.readiness"
 
 # -- helpers -------------------------------------------------------------------
 
-def ansible_env(forks, strategy=None, pipelining=False, extra=None):
+def ansible_env(forks, pipelining=False, extra=None):
     env = dict(os.environ)
     env.update({
         "ANSIBLE_COLLECTIONS_PATH": collection_path(),
@@ -64,8 +64,6 @@ def ansible_env(forks, strategy=None, pipelining=False, extra=None):
         "ANSIBLE_DEPRECATION_WARNINGS": "0",
         "ANSIBLE_PIPELINING": "1" if pipelining else "0",
     })
-    if strategy:
-        env["ANSIBLE_STRATEGY"] = strategy
     env.update(extra or {})
     return env
 
@@ -222,7 +220,7 @@ def invocation_summary(count_doc, hosts):
 
 # -- part 1 + 2: the fleet run ------------------------------------------------------
 
-def fleet_part(sizes, forks, reports, repeat, strategy=None, pipelining=False, workdir=BUILD, count_sizes=None,
+def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, count_sizes=None,
                extra_env=None, log=print, reports_max=None, compare_collections=None):
     """Build the fleet once (max size), mount it once, and for each size run the floor and the
     readiness run (without and with reports) ``repeat`` times, interleaved; then a counting run."""
@@ -239,12 +237,12 @@ def fleet_part(sizes, forks, reports, repeat, strategy=None, pipelining=False, w
     writelog = os.path.join(workdir, "writes.log")
     if os.path.exists(writelog):
         os.unlink(writelog)
-    env = ansible_env(forks, strategy, pipelining, extra_env)
+    env = ansible_env(forks, pipelining, extra_env)
     env_keys = ["ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_CALLBACK_PLUGINS", "ANSIBLE_CALLBACKS_ENABLED", "ANSIBLE_FORKS",
-                "ANSIBLE_PIPELINING"] + (["ANSIBLE_STRATEGY"] if strategy else []) + sorted(extra_env or {})
+                "ANSIBLE_PIPELINING"] + sorted(extra_env or {})
     playbook = os.path.join(VENV_BIN, "ansible-playbook")
     count_sizes = set(sizes[:1] if count_sizes is None else count_sizes)
-    out = {"forks": forks, "strategy": strategy or "linear", "pipelining": pipelining, "extra_env": extra_env or {},
+    out = {"forks": forks, "pipelining": pipelining, "extra_env": extra_env or {},
            "tree_build_seconds": round(build_seconds, 1), "sizes": []}
     modes = [("readiness", False)] + ([("readiness+reports", True)] if reports else [])
     if compare_collections:
@@ -354,8 +352,7 @@ def markdown(results):
     if not fl:
         return "\n".join(lines)
     recs = fl["sizes"]
-    lines.append("forks=%s strategy=%s pipelining=%s %s" % (
-        fl["forks"], fl["strategy"], fl["pipelining"], fl.get("extra_env") or ""))
+    lines.append("forks=%s pipelining=%s %s" % (fl["forks"], fl["pipelining"], fl.get("extra_env") or ""))
     lines += ["", "| hosts | run | wall s | CPU s | wall / floor | CPU / floor | wall ms/host | "
                   "controller peak RSS MiB |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for rec in recs:
@@ -423,7 +420,6 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="small sizes everywhere (a minute or two)")
     ap.add_argument("--parts", default="fleet,controller,discovery")
     ap.add_argument("--forks", type=int, default=20)
-    ap.add_argument("--strategy", default=None, help="ANSIBLE_STRATEGY for both runs (default linear)")
     ap.add_argument("--pipelining", action="store_true", help="ANSIBLE_PIPELINING=1 for both runs")
     ap.add_argument("--no-reports", action="store_true", help="skip the readiness run with reports")
     ap.add_argument("--reports-max", type=int, default=None,
@@ -449,9 +445,9 @@ def main(argv=None):
     if "fleet" in parts:
         count_sizes = [int(x) for x in args.count_sizes.split(",")] if args.count_sizes else None
         extra = dict(kv.split("=", 1) for kv in args.env)
-        results["fleet"] = fleet_part(sizes, args.forks, not args.no_reports, args.repeat, args.strategy,
-                                      args.pipelining, count_sizes=count_sizes, extra_env=extra,
-                                      reports_max=args.reports_max, compare_collections=args.compare_collections)
+        results["fleet"] = fleet_part(sizes, args.forks, not args.no_reports, args.repeat, args.pipelining,
+                                      count_sizes=count_sizes, extra_env=extra, reports_max=args.reports_max,
+                                      compare_collections=args.compare_collections)
     if "controller" in parts:
         from bench import controller
         results["controller"] = controller.run_all(chosts, quick=args.quick)
