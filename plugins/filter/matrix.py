@@ -11,28 +11,13 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
 from ansible_collections.vfio.migration.plugins.plugin_utils import _policy as P
+from ansible_collections.vfio.migration.plugins.plugin_utils._data import plain
 
 FACTS_VAR = "vfio_mdev"
 REGISTER_VAR = "vfio_migration_facts_result"
 # what a host missing from hostvars counts as: gathering that did not happen
 NOT_IN_HOSTVARS = {"skipped": True, "msg": "not in hostvars"}
 PROBE_VAR = "vfio_migration_probe_result"
-
-
-def _plain(value):
-    """Turn Ansible's lazy containers and tagged scalars into plain dicts, lists, str and int, once per host."""
-    if isinstance(value, dict) or hasattr(value, "items") and not isinstance(value, (str, bytes)):
-        return {_plain(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    # Ansible's tagged subclasses of str/int/float become the plain type
-    if isinstance(value, str) and value.__class__ is not str:
-        return str(value)
-    if isinstance(value, int) and value.__class__ not in (int, bool):
-        return int(value)
-    if isinstance(value, float) and value.__class__ is not float:
-        return float(value)
-    return value
 
 
 def _caches(hostvars):
@@ -115,7 +100,7 @@ def host_inputs(hostvars, hosts):
     for host, registered, facts, probe in _raw_hosts(hostvars, hosts):
         state = gather_state(registered, facts)
         out[host] = {"state": state["state"], "reason": state["reason"],
-                     "facts": _plain(facts) if state["state"] == "ok" else None, "probe": _plain(probe)}
+                     "facts": plain(facts) if state["state"] == "ok" else None, "probe": plain(probe)}
     return out
 
 
@@ -127,7 +112,7 @@ def gather_states(hostvars, hosts):
 def _hosts_arg(data, hosts):
     if hosts is None:
         if isinstance(data, dict) and all(isinstance(v, dict) and "state" in v for v in data.values()):
-            return _plain(data)  # already host inputs
+            return plain(data)  # already host inputs
         raise AnsibleFilterError("give the list of hosts: hostvars | %s(ansible_play_hosts_all)")
     return host_inputs(data, hosts)
 

@@ -11,23 +11,13 @@ rendering itself lives in ``plugin_utils/_report.py``.
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.vfio.migration.plugins.plugin_utils import _report as R
-
-
-def _plain(value):
-    """Turn Ansible's lazy and tagged containers and strings into plain Python data."""
-    if isinstance(value, dict) or hasattr(value, "items") and not isinstance(value, (str, bytes)):
-        return {_plain(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
+from ansible_collections.vfio.migration.plugins.plugin_utils._data import plain
 
 
 def _render(name, renderer, matrix, *args, **kwargs):
     """Run one renderer on plain inputs; bad input becomes an AnsibleFilterError naming the filter."""
     try:
-        return renderer(_plain(matrix), *[_plain(a) for a in args], **kwargs)
+        return renderer(plain(matrix), *[plain(a) for a in args], **kwargs)
     except (ValueError, TypeError, KeyError) as exc:
         raise AnsibleFilterError("vfio.migration.%s: %s" % (name, exc)) from exc
 

@@ -282,6 +282,26 @@ def _rebuild_cells(doc):
     return sorted(out, key=repr)
 
 
+def _brute_counts(matrix):
+    counts = {}
+    for dummy, target, v in R._iter_pairs(matrix):
+        counts[(v["status"], v["evidence"])] = counts.get((v["status"], v["evidence"]), 0) + 1
+    return counts
+
+
+def test_cell_counts_per_class_equal_counting_every_cell():
+    hosts = fleet(30, 3, 3, seed=4)
+    probe_all(hosts, M.probe_batches(hosts))
+    hosts["gone"] = {"state": "unreachable", "reason": "ssh: no route", "probe": None, "facts": None}
+    del hosts["host00007"]["probe"]  # a target never probed: its verdicts are unknown
+    big = M.compat_matrix(hosts)
+    for m in (small_matrix(), all_status_matrix(), big):
+        counts = R.cell_counts(m)
+        assert counts == _brute_counts(m) and all(counts.values())
+        assert R.cell_count(m) == len(M.expand_cells(m)) == R.summary(m)["cells"]
+    assert len({status for status, dummy in R.cell_counts(big)}) >= 3
+
+
 def test_json_cell_limit_keeps_everything_in_compact_form():
     m = all_status_matrix()
     full = json.loads(R.render_json(m, cell_limit=10 ** 6))
@@ -492,3 +512,40 @@ def test_policy_classes_are_named_as_such(monkeypatch):
     monkeypatch.setattr(R, "GRID_LIMIT", 2)  # the per-class summary instead of grids
     assert "policy (no driver attribute)" in R.render_html(m)
     assert "| policy (no driver attribute) |" in R.render_markdown(m)
+
+
+@pytest.mark.ansible
+def test_report_filters_in_ansible_read_the_matrix_as_data(tmp_path):
+    """Through ansible-playbook, the filters give the renderers' bytes, and a template in data stays text.
+
+    The matrix comes from a vars file, whose strings Ansible trusts as templates:
+    read element by element, ``{{ 6 * 7 }}`` would turn into 42 on the way in.
+    """
+    m = small_matrix()
+    per = next(iter(m["verdicts"].values()))
+    next(iter(per.values()))[0]["message"] = "{{ 6 * 7 }}"
+    plan = M.drain_plan(m, ["a"])
+    (tmp_path / "vars.json").write_text(json.dumps({"matrix": m, "plan": plan}))
+    (tmp_path / "play.yml").write_text("""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_vars: vars.json
+    - ansible.builtin.copy:
+        dest: "{{ playbook_dir }}/out.{{ item.key }}"
+        content: "{{ item.value }}"
+        mode: "0644"
+      loop: "{{ {'json': matrix | vfio.migration.report_json(plan, none, 0),
+                 'csv': matrix | vfio.migration.report_csv(0),
+                 'md': matrix | vfio.migration.report_markdown(plan),
+                 'html': matrix | vfio.migration.report_html(plan)} | dict2items }}"
+""")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS)
+    proc = subprocess.run([ansible_bin("ansible-playbook"), "-i", "localhost,", "-c", "local", "play.yml"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    expected = {"json": R.render_json(m, plan, None, 0), "csv": R.render_csv(m, 0),
+                "md": R.render_markdown(m, plan), "html": R.render_html(m, plan)}
+    assert "{{ 6 * 7 }}" in expected["json"] and "{{ 6 * 7 }}" in expected["csv"]
+    for fmt, text in expected.items():
+        assert (tmp_path / ("out." + fmt)).read_text() == text, fmt

@@ -1,0 +1,44 @@
+# -*- coding: utf-8 -*-
+# Copyright: vfio.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Plain Python data from the values Ansible hands to a filter.
+
+Since ansible-core 2.19 a variable reaches a filter as a lazy container that
+templates each element when it is read. The filters of this collection read
+facts, probe results and matrices: data that modules and filters made, in
+which nothing is a template. Walking such a container element by element
+costs a template call per element (about 3 s for the matrix of 1000 hosts,
+once per report); :func:`plain` copies what the container stores instead and
+keeps every string as it is, so a ``{{ ... }}`` in data is text, never
+evaluated. The copy uses a private method of ansible-core; where it is
+missing the container is walked the slow way, with the same result for such
+data.
+"""
+
+
+def _stored(value):
+    """A lazy container's stored contents, not templated; anything else unchanged."""
+    copy = getattr(type(value), "_non_lazy_copy", None)
+    if copy is None:
+        return value
+    try:
+        return copy(value)
+    except Exception:  # pylint: disable=broad-exception-caught
+        return value  # an ansible-core without this internal: read it element by element
+
+
+def plain(value):
+    """``value`` as plain dicts, lists, str, int, float, bool and None (Ansible's tagged types dropped)."""
+    value = _stored(value)
+    if isinstance(value, dict) or hasattr(value, "items") and not isinstance(value, (str, bytes)):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    # Ansible's tagged subclasses of str/int/float become the plain type
+    if isinstance(value, str) and value.__class__ is not str:
+        return str(value)
+    if isinstance(value, int) and value.__class__ not in (int, bool):
+        return int(value)
+    if isinstance(value, float) and value.__class__ is not float:
+        return float(value)
+    return value
