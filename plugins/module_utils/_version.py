@@ -646,7 +646,12 @@ def _placeholder(where, body):
         node = _ExprParser(_tokenize(body)).parse()
     except TemplateError as exc:
         raise TemplateError("%s: bad expression {%s}: %s" % (where, _show(body, 40), exc))
-    return _Ref(node, bare=node[0] == "var")
+    ref = _Ref(node, bare=node[0] == "var")
+    if not ref.names:
+        # a constant in braces is neither a declaration nor a reference: write it as text
+        raise TemplateError("%s: {%s} names no variable; write a constant without braces"
+                            % (where, _show(body, 40)))
+    return ref
 
 
 def _arithmetic(segments):

@@ -7,7 +7,7 @@ import sys
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ansible.errors import AnsibleFilterError
@@ -445,6 +445,8 @@ def test_doubled_braces_are_literal():
     ({"aggregator": "{val1}/2"}, "key aggregator: reference to undeclared variable val1 in '{val1}/2'"),
     ({"type": "{n:int}", "x": "{n+m}"}, "reference to undeclared variable m"),
     ({"type": "{n:str}", "x": "{n*2}"}, "key x: variable n is str and cannot be used in arithmetic"),
+    ({"a": "{0}"}, "key a: {0} names no variable; write a constant without braces"),
+    ({"type": "{n:int}", "x": "{n}-{2*3}"}, "key x: {2*3} names no variable"),
     ({"type": "{n:int}", "x": "{n+}"}, "key x: bad expression {n+}"),
     ({"type": "{n:int}", "x": "{n 2}"}, "bad expression"),
     ({"type": "{n:int}", "x": "{(n}"}, "missing ')'"),
@@ -625,6 +627,7 @@ def test_property_random_text(self_text, compatible_text):
     values=st.dictionaries(st.sampled_from(["a", "b", "c", "software_version"]),
                            st.text("0123456789ab.-/", max_size=12), max_size=4),
 )
+@example(templates={"a": "{0}"}, values={})  # once a traceback: a constant in braces
 def test_property_random_templates(templates, values):
     result = _outcome(lambda: compatible_match(values, [templates]))
     if result is not None and result["match"]:
