@@ -44,7 +44,7 @@ unit: deps
 kernel-lab: deps
 	$(PY) -m pytest tests/kernel -m kernel $(PYTEST_ARGS)
 
-# Fleet-scale benchmarks (BENCHMARKS.md): ~45 min on 2 cores; BENCH_ARGS=--quick for a short run.
+# Fleet-scale benchmarks (BENCHMARKS.md): about 20 min on 2 cores; BENCH_ARGS=--quick for a short run.
 BENCH_ARGS ?=
 bench: deps
 	$(PY) bench/run.py $(BENCH_ARGS)
