@@ -112,8 +112,14 @@ def timed(cmd, env=None, cwd=REPO, log=None, emulator_pid=None):
             "emulator_cpu": round(e1 - e0, 3) if e0 is not None and e1 is not None else None, "rc": rc}
 
 
+def _rel(text):
+    """Paths inside the checkout as the README writes them: relative to its top."""
+    return text.replace(REPO + os.sep, "")
+
+
 def shell_line(cmd, env_keys, env):
-    return " ".join(["%s=%s" % (k, shlex.quote(env[k])) for k in env_keys] + [shlex.quote(c) for c in cmd])
+    """The command as one shell line to run from the top of the checkout."""
+    return " ".join(["%s=%s" % (k, shlex.quote(_rel(env[k]))) for k in env_keys] + [shlex.quote(_rel(c)) for c in cmd])
 
 
 def median(xs):
