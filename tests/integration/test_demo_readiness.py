@@ -160,3 +160,37 @@ def test_reports_are_deterministic(demo, tmp_path):
     assert proc.returncode == 0
     for name in ("matrix.json", "matrix.csv", "matrix.md", "report.html"):
         assert (report2 / name).read_bytes() == (demo["report"] / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("matrix_reports", [True, False])
+def test_precheck_writes_the_plan_into_the_reports_once(tmp_path, matrix_reports):
+    """Same drain set for both roles: the precheck reuses the matrix role's plan. It writes the
+    reports only when the matrix role wrote none (run with vfio_migration_reports false)."""
+    play = tmp_path / "precheck.yml"
+    play.write_text("""
+- name: Matrix and precheck with one drain set
+  hosts: all
+  gather_facts: false
+  vars:
+    vfio_migration_drain_hosts: [gpu-a1]
+    vfio_migration_report_timestamp: false
+  roles:
+    - role: vfio.migration.facts
+    - role: vfio.migration.matrix
+      vars:
+        vfio_migration_reports: %s
+    - role: vfio.migration.precheck
+""" % ("true" if matrix_reports else "false"))
+    report = tmp_path / "report"
+    proc = run(str(play), args=["-e", "vfio_migration_report_dir=%s" % report], build_dir=str(tmp_path / "build"),
+               capture=True)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    out = proc.stdout
+    plan_task = out[out.index("precheck : Plan where every instance"):]
+    assert plan_task.split("TASK", 1)[0].count("skipping:") == 1  # the matrix role's plan is reused
+    writes = out.count("TASK [vfio.migration.matrix : Write matrix.json")
+    precheck_write = out[out.rindex("TASK [vfio.migration.matrix : Write matrix.json"):].split("TASK [", 2)[1]
+    assert writes == 2 and ("changed:" in precheck_write) != matrix_reports
+    assert sorted(p.name for p in report.iterdir()) == ["matrix.csv", "matrix.json", "matrix.md", "report.html"]
+    plan = json.loads((report / "matrix.json").read_text())["plan"]
+    assert plan["drain_hosts"] == ["gpu-a1"] and plan["ready"]
