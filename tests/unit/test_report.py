@@ -15,6 +15,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.vfio.migration.plugins.filter import report as F
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
 from ansible_collections.vfio.migration.plugins.plugin_utils import _report as R
+from ansible_collections.vfio.migration.plugins.plugin_utils import _views as V
 from tests.browser.report_fixture import (EVIL_HOST, EVIL_MESSAGE, EVIL_PARENT, EVIL_TYPE, EXPECTED_ALPHA,
                                           all_status_matrix, all_status_plan)
 from tests.conftest import COLLECTIONS, REPO, ansible_bin
@@ -509,7 +510,7 @@ def test_policy_classes_are_named_as_such(monkeypatch):
     assert R.class_basis(cls) == "policy"
     assert "gvt-4</code> on c" not in R.render_html(m)
     assert "policy (no driver attribute)" in R.render_html(m)
-    monkeypatch.setattr(R, "GRID_LIMIT", 2)  # the per-class summary instead of grids
+    monkeypatch.setattr(V, "GRID_LIMIT", 2)  # the per-class summary instead of grids
     assert "policy (no driver attribute)" in R.render_html(m)
     assert "| policy (no driver attribute) |" in R.render_markdown(m)
 

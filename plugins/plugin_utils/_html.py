@@ -1,0 +1,315 @@
+# -*- coding: utf-8 -*-
+# Copyright: vfio.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The HTML report: one self-contained page (inline CSS, no script, nothing fetched).
+
+Built from the views in ``_views.py``; every string is escaped (text and
+attributes). The page puts the decision first: the verdict, what changed
+since the previous run, hosts that could not be asked and the drain plan;
+then a host x host overview, then one collapsible grid per type.
+"""
+
+import html
+
+from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
+from ansible_collections.vfio.migration.plugins.plugin_utils._views import (
+    EVIDENCES, GRID_LIMIT, POLICY_SUFFIX, REPORT_SCHEMA_VERSION, SELF, STATUS_COLOURS, STATUS_LABELS,
+    STATUS_MEANINGS, TITLE_LINES, _TEXT_COLOURS, _basis_text, _label, _plan_or_none, _status_token, _text,
+    _too_big, check_inputs, class_basis, class_summary, sorted_classes, source_rows, summary, type_grids)
+
+
+def esc(value):
+    """Escape any value for HTML text and attribute values (None is empty)."""
+    return html.escape(_text(value), quote=True)
+
+
+def _attrs(**attrs):
+    """`` name="value"`` pairs, escaped, in name order (``data_x`` becomes ``data-x``)."""
+    return "".join(' %s="%s"' % (name.replace("_", "-"), esc(value)) for name, value in sorted(attrs.items()))
+
+
+def _el(tag, content="", **attrs):
+    """An element with escaped attributes around already-safe ``content``."""
+    return "<%s%s>%s</%s>" % (tag, _attrs(**attrs), content, tag)
+
+
+def _css():
+    """The page's style sheet: status colours from STATUS_COLOURS."""
+    rules = [
+        ":root{color-scheme:light}",
+        "body{margin:0;background:#fff;color:#1f2328;"
+        "font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',sans-serif}",
+        "header{padding:14px 24px;background:#24292f;color:#fff;display:flex;align-items:center;gap:24px}",
+        "header h1{font-size:20px;margin:0}header .meta{color:#c9d1d9;font-size:13px}",
+        "main{padding:8px 24px 32px}",
+        "h2{font-size:17px;margin:22px 0 8px;padding-bottom:3px;border-bottom:1px solid #d0d7de}",
+        "h3{font-size:15px;margin:16px 0 4px}",
+        "p.note{color:#57606a;margin:4px 0 8px}",
+        "code{font-family:ui-monospace,'DejaVu Sans Mono',monospace;font-size:12px;background:#f6f8fa;"
+        "padding:1px 4px;border-radius:3px}",
+        "table.data{border-collapse:collapse;margin:4px 0 8px}",
+        "table.data th,table.data td{border:1px solid #d0d7de;padding:3px 8px;text-align:left;vertical-align:top}",
+        "table.data th{background:#f6f8fa}",
+        "table.data td.num{text-align:right}",
+        "table.data ul{margin:2px 0;padding-left:18px}",
+        "table.grid{border-collapse:separate;border-spacing:2px;margin:4px 0 10px}",
+        "table.grid th{font-size:12px;font-weight:600;padding:2px 5px;white-space:nowrap}",
+        "table.grid th.src{text-align:right}",
+        "table.grid th.tgt{writing-mode:vertical-rl;transform:rotate(180deg);text-align:left;"
+        "vertical-align:bottom;max-height:120px;overflow:hidden;text-overflow:ellipsis}",
+        "table.grid th.corner{font-weight:400;color:#57606a;vertical-align:bottom;text-align:right}",
+        "th.down{color:#b42318}",
+        ".cell,.swatch{min-width:52px;height:26px;padding:0 4px;text-align:center;border-radius:3px;"
+        "font:600 12px/26px ui-monospace,'DejaVu Sans Mono',monospace;box-sizing:border-box}",
+        ".swatch{display:inline-block;vertical-align:middle}",
+        ".ev-policy{background-image:repeating-linear-gradient(-45deg,rgba(0,0,0,.22) 0 3px,transparent 3px 7px);"
+        "outline:2px dashed #1f2328;outline-offset:-3px}",
+        ".st-unknown{background-image:repeating-linear-gradient(45deg,rgba(255,255,255,.5) 0 4px,"
+        "transparent 4px 8px)}",
+        ".st-self{font-weight:400}",
+        ".chips{display:flex;flex-wrap:wrap;gap:10px;margin:6px 0}",
+        ".chip{display:flex;align-items:center;gap:6px;border:1px solid #d0d7de;border-radius:6px;padding:4px 8px}",
+        ".chip b{font-size:16px}",
+        "dl.legend{display:grid;grid-template-columns:repeat(2,max-content minmax(0,560px));gap:4px 12px;"
+        "align-items:center;margin:6px 0}",
+        "dl.legend dt,dl.legend dd{margin:0}",
+        ".badge{display:inline-block;padding:10px 26px;border-radius:8px;color:#fff;"
+        "font:700 30px/1 system-ui,'DejaVu Sans',sans-serif;letter-spacing:.06em}",
+        ".badge.small{font-size:15px;padding:5px 12px}",
+        ".badge.ready{background:#2e9d4f}.badge.not-ready{background:#d64541}",
+        ".state-ok{color:#1a7f37;font-weight:600}.state-bad{color:#b42318;font-weight:600}",
+    ]
+    for status, colour in sorted(STATUS_COLOURS.items()):
+        rules.append(".st-%s{background-color:%s;color:%s}" % (status, colour, _TEXT_COLOURS[status]))
+    return "\n".join(rules)
+
+
+def _swatch(status, evidence="none"):
+    """A legend sample: looks like a grid cell but carries no data attributes."""
+    classes = "swatch st-%s ev-%s" % (_status_token(status), evidence)
+    return _el("span", esc(_label(status, evidence)), **{"class": classes, "aria_hidden": "true"})
+
+
+def _html_version(c):
+    """A class's version as HTML: the version in code, or what stands in for it."""
+    basis = _basis_text(class_basis(c))
+    return esc(basis) if basis else _el("code", esc(c["version"]))
+
+
+def _grid_cell(src, target, mdev_type, cell):
+    status, evidence = cell["status"], cell["evidence"]
+    details = cell["details"]
+    if len(details) > TITLE_LINES:
+        details = details[:TITLE_LINES] + ["... %d more" % (len(details) - TITLE_LINES)]
+    title = "%s -> %s (%s): %s%s\n%s" % (
+        _text(src), _text(target), _text(mdev_type), status,
+        " (policy, not driver-verified)" if evidence == "policy" else "", "\n".join(details))
+    return _el("td", esc(_label(status, evidence)), **{
+        "class": "cell st-%s ev-%s" % (_status_token(status), evidence if evidence in EVIDENCES else "none"),
+        "data_source": src, "data_target": target, "data_type": mdev_type, "data_status": status,
+        "data_evidence": evidence, "title": title})
+
+
+def _html_grid(matrix, mdev_type, sources, cells):
+    targets = sorted(matrix["hosts"])
+    head = [_el("th", "source \\ target", **{"class": "corner"})]
+    for t in targets:
+        h = matrix["hosts"][t]
+        down = h.get("state") != "ok"
+        head.append(_el("th", esc(t), **{"class": "tgt down" if down else "tgt", "scope": "col",
+                                         "title": "%s: %s%s" % (_text(t), _text(h.get("state")),
+                                                                " - %s" % h["reason"] if h.get("reason") else "")}))
+    rows = ["<thead><tr>%s</tr></thead>" % "".join(head), "<tbody>"]
+    for src in sources:
+        tds = [_grid_cell(src, t, mdev_type, cells[(src, t)]) for t in targets]
+        rows.append("<tr>%s%s</tr>" % (_el("th", esc(src), **{"class": "src", "scope": "row"}), "".join(tds)))
+    rows.append("</tbody>")
+    classes = [c for c in sorted_classes(matrix) if c["mdev_type"] == mdev_type]
+    note = "; ".join("%s %s on %s" % (esc(c["id"]), _html_version(c), esc(", ".join(c["sources"])))
+                     for c in classes) or "no source can migrate this type"
+    return "\n".join([_el("h3", "Type " + _el("code", esc(mdev_type) or "(none)"),
+                          **{"data_grid_type": mdev_type}),
+                      _el("p", "Classes: " + note, **{"class": "note"}),
+                      _el("table", "\n".join(rows), **{"class": "grid", "data_type": mdev_type})])
+
+
+def _html_class_summary(matrix):
+    head = "".join(_el("th", h) for h in ("class", "type", "version", "sources")) + "".join(
+        _el("th", _swatch(s) + " " + esc(s)) for s in E.STATUSES)
+    rows = []
+    for c in class_summary(matrix):
+        basis = _basis_text(c["basis"])
+        version = esc(basis) if basis else _el("code", esc(c["version"]))
+        counts = "".join(_el("td", str(c["targets"].get(s, 0)), **{"class": "num", "data_status": s,
+                                                                   "data_class": c["class"]})
+                         for s in E.STATUSES)
+        rows.append("<tr>%s%s%s%s%s</tr>" % (
+            _el("td", esc(c["class"])), _el("td", _el("code", esc(c["mdev_type"]))), _el("td", version),
+            _el("td", str(c["sources"]), **{"class": "num"}), counts))
+    return "\n".join([
+        _el("p", "%d hosts are more than a %d x %d grid can show; instead, how many target hosts end in each "
+                 "status for each version class (best over the target's parents)."
+            % (len(matrix["hosts"]), GRID_LIMIT, GRID_LIMIT), **{"class": "note"}),
+        _el("table", "<thead><tr>%s</tr></thead><tbody>%s</tbody>" % (head, "\n".join(rows)),
+            **{"class": "data summary"})])
+
+
+def _html_summary(summ):
+    chips = []
+    for s in E.STATUSES:
+        chips.append(_el("div", _swatch(s) + _el("b", str(summ["status_counts"].get(s, 0))) + " " + esc(s),
+                         **{"class": "chip"}))
+    states = ", ".join("%s: %d" % (esc(s), n) for s, n in sorted(summ["host_states"].items())) or "none"
+    return "\n".join([
+        _el("h2", "Summary"),
+        _el("p", "%d hosts (%s), %d version classes, %d source x target cells (by parent)."
+            % (summ["host_count"], states, summ["class_count"], summ["cells"])),
+        _el("div", "".join(chips), **{"class": "chips"}),
+    ])
+
+
+def _html_legend():
+    items = []
+    for s in E.STATUSES + (SELF,):
+        items.append(_el("dt", _swatch(s)) + _el("dd", _el("b", esc(s)) + ": " + esc(STATUS_MEANINGS[s])))
+    items.append(_el("dt", _swatch(E.COMPATIBLE, "policy")) + _el(
+        "dd", _el("b", "policy evidence") + ": hatched with a dashed outline and a trailing %s - the verdict rests "
+        "on policy rules (same type, driver versions), not on the driver's own answer" % esc(POLICY_SUFFIX)))
+    return "\n".join([
+        _el("h2", "Legend"),
+        _el("p", "Each grid cell is the best status over the source's and the target's parents for one source "
+                 "host, type and target host. Hover a cell for the parents, errno and message.",
+            **{"class": "note"}),
+        _el("dl", "\n".join(items), **{"class": "legend"})])
+
+
+def _html_hosts(matrix):
+    rows = []
+    for name, h in sorted(matrix["hosts"].items()):
+        state = h.get("state")
+        rows.append("<tr>%s%s%s%s</tr>" % (
+            _el("td", esc(name)), _el("td", esc(state), **{"class": "state-ok" if state == "ok" else "state-bad"}),
+            _el("td", "yes" if h.get("probed") else "no"), _el("td", esc(h.get("reason")))))
+    head = "".join(_el("th", h) for h in ("host", "state", "probed", "reason"))
+    return "\n".join([_el("h2", "Hosts"),
+                      _el("table", "<thead><tr>%s</tr></thead><tbody>%s</tbody>" % (head, "\n".join(rows)),
+                          **{"class": "data hosts"})])
+
+
+def _html_table(header, rows, cls):
+    head = "".join(_el("th", h) for h in header)
+    body = "\n".join("<tr>%s</tr>" % "".join(row) for row in rows)
+    return _el("table", "<thead><tr>%s</tr></thead><tbody>%s</tbody>" % (head, body), **{"class": "data " + cls})
+
+
+def _badge(ready, small=False):
+    cls = "badge %s%s" % ("ready" if ready else "not-ready", " small" if small else "")
+    return _el("span", "READY" if ready else "NOT READY", **{"class": cls, "data_ready": "true" if ready else "false"})
+
+
+def _html_plan(plan):
+    out = [_el("h2", "Drain plan")]
+    if plan is None:
+        out.append(_el("p", "No drain plan was requested.", **{"class": "note"}))
+        return "\n".join(out)
+    placements, stranded = plan.get("placements") or [], plan.get("stranded") or []
+    out.append(_el("p", _badge(plan.get("ready")) + " draining %s: %d instance(s) placed, %d stranded." % (
+        esc(", ".join(_text(h) for h in plan.get("drain_hosts") or [])) or "nothing", len(placements),
+        len(stranded)), **{"id": "plan-badge"}))
+    if plan.get("unknown_hosts"):
+        out.append(_el("p", "Not in the inventory: " + esc(", ".join(_text(h) for h in plan["unknown_hosts"])),
+                       **{"class": "state-bad"}))
+    out.append(_el("h3", "Placements"))
+    if placements:
+        out.append(_html_table(
+            ("device", "type", "source host", "source parent", "version", "target host", "target parent",
+             "free after"),
+            [[_el("td", _el("code", esc(p.get("device")))), _el("td", esc(p.get("mdev_type"))),
+              _el("td", esc(p.get("source_host"))), _el("td", esc(p.get("source_parent"))),
+              _el("td", esc(p.get("source_version"))), _el("td", esc(p.get("target_host"))),
+              _el("td", esc(p.get("target_parent"))), _el("td", esc(p.get("target_free_after")), **{"class": "num"})]
+             for p in placements], "placements"))
+    else:
+        out.append(_el("p", "None.", **{"class": "note"}))
+    out.append(_el("h3", "Stranded instances"))
+    if stranded:
+        rows = []
+        for s in stranded:
+            details = "".join(_el("li", esc(d)) for d in s.get("details") or [])
+            rows.append([_el("td", _el("code", esc(s.get("device"))) if s.get("device") else "(whole host)"),
+                         _el("td", esc(s.get("mdev_type"))), _el("td", esc(s.get("source_host"))),
+                         _el("td", esc(s.get("source_parent"))),
+                         _el("td", esc(s.get("reason")) + (_el("ul", details) if details else ""))])
+        out.append(_html_table(("device", "type", "source host", "source parent", "reason"), rows, "stranded"))
+    else:
+        out.append(_el("p", "None.", **{"class": "note"}))
+    return "\n".join(out)
+
+
+def _html_classes(matrix):
+    rows = []
+    for c in sorted_classes(matrix):
+        rows.append([_el("td", esc(c["id"])), _el("td", _el("code", esc(c["mdev_type"]))),
+                     _el("td", esc(c.get("kind"))), _el("td", _html_version(c)),
+                     _el("td", esc(", ".join(c["sources"])))])
+    unsupported = [r for r in source_rows(matrix) if r["class"] is None]
+    out = [_el("h2", "Version classes"),
+           _el("p", "Sources with the same type and version form one class; each target is asked once per class.",
+               **{"class": "note"}),
+           _html_table(("class", "type", "kind", "version", "source hosts"), rows, "classes")]
+    if unsupported:
+        out += [_el("h3", "Sources that cannot migrate"),
+                _html_table(("host", "parent", "type", "status", "instances", "reason"),
+                            [[_el("td", esc(r["host"])), _el("td", esc(r["parent"])), _el("td", esc(r["mdev_type"])),
+                              _el("td", esc(r["source_status"])), _el("td", esc(" ".join(r["devices"] or []))),
+                              _el("td", esc(r["reason"]))] for r in unsupported], "unsupported")]
+    return "\n".join(out)
+
+
+def render_html(matrix, plan=None, generated=None):
+    """A self-contained page (inline CSS, no script, nothing fetched): grids per type, legend, hosts, plan."""
+    plan = _plan_or_none(plan)
+    check_inputs(matrix, plan, generated)
+    summ = summary(matrix, plan)
+    meta = "%d hosts, %d classes" % (summ["host_count"], summ["class_count"])
+    if generated:
+        meta = "generated %s - %s" % (esc(generated), meta)
+    header = [_el("h1", "VFIO migration compatibility"), _el("span", meta, **{"class": "meta"})]
+    if plan is not None:
+        header.append(_badge(plan.get("ready"), small=True))
+    if _too_big(matrix):
+        grids = [_el("h2", "Target hosts per version class and status"), _html_class_summary(matrix)]
+    else:
+        grids = [_el("h2", "Best status per type: source host (rows) to target host (columns)")]
+        grids.extend(_html_grid(matrix, t, s, c) for t, s, c in type_grids(matrix))
+        if len(grids) == 1:
+            grids.append(_el("p", "No host offers or holds a migratable device.", **{"class": "note"}))
+    body = [
+        _el("header", "".join(header)),
+        "<main>",
+        _html_summary(summ),
+        "\n".join(grids),
+        _html_legend(),
+        _html_plan(plan),
+        _html_hosts(matrix),
+        _html_classes(matrix),
+        "</main>",
+    ]
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+        '<meta name="generator" content="vfio.migration report schema %d">' % REPORT_SCHEMA_VERSION,
+        "<title>VFIO migration compatibility</title>",
+        "<style>",
+        _css(),
+        "</style>",
+        "</head>",
+        "<body>",
+        "\n".join(body),
+        "</body>",
+        "</html>",
+    ]) + "\n"
