@@ -58,7 +58,8 @@ def run(playbook="vfio.migration.readiness", args=(), inventory=os.path.join(HER
 
 def main():
     rc = run(args=sys.argv[1:])
-    print("\nReports: %s/report.html (matrix.json, matrix.csv, matrix.md beside it)" % REPORT_DIR)
+    print("\nReports: %s/report.html (matrix.json, matrix.csv, matrix.md, changes.json beside it;"
+          " the previous run's matrix.json is kept as matrix.previous.json)" % REPORT_DIR)
     return rc
 
 

@@ -1,16 +1,20 @@
 # -*- coding: utf-8 -*-
 # Copyright: vfio.migration contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Report filters: the compatibility matrix as JSON, CSV, Markdown or a self-contained HTML page.
+"""Report filters: the matrix as JSON, CSV, Markdown or an HTML page; the terminal summary; drift.
 
 Documentation of each filter is in the YAML file of the same name beside
 this one (``ansible-doc -t filter vfio.migration.report_html``). The
-rendering itself lives in ``plugin_utils/_report.py``.
+rendering itself lives in ``plugin_utils`` (``_report.py``, ``_html.py``,
+``_summary.py``, ``_drift.py``).
 """
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.vfio.migration.plugins.filter.matrix import host_inputs
+from ansible_collections.vfio.migration.plugins.plugin_utils import _drift as D
 from ansible_collections.vfio.migration.plugins.plugin_utils import _report as R
+from ansible_collections.vfio.migration.plugins.plugin_utils import _summary as S
 from ansible_collections.vfio.migration.plugins.plugin_utils._data import plain
 
 
@@ -32,10 +36,10 @@ def _cell_limit(name, cell_limit):
                                  % (name, cell_limit)) from exc
 
 
-def report_json(matrix, plan=None, generated=None, cell_limit=R.DEFAULT_CELL_LIMIT):
+def report_json(matrix, plan=None, generated=None, cell_limit=R.DEFAULT_CELL_LIMIT, host_versions=None):
     """The matrix (and plan) as a stable JSON document."""
     return _render("report_json", R.render_json, matrix, plan, generated,
-                   cell_limit=_cell_limit("report_json", cell_limit))
+                   cell_limit=_cell_limit("report_json", cell_limit), host_versions=plain(host_versions))
 
 
 def report_csv(matrix, cell_limit=R.DEFAULT_CELL_LIMIT):
@@ -48,9 +52,45 @@ def report_markdown(matrix, plan=None, generated=None):
     return _render("report_markdown", R.render_markdown, matrix, plan, generated)
 
 
-def report_html(matrix, plan=None, generated=None):
-    """A self-contained HTML page with colour grids per type, legend, hosts and the drain plan."""
-    return _render("report_html", R.render_html, matrix, plan, generated)
+def report_html(matrix, plan=None, generated=None, changes=None):
+    """A self-contained HTML page, decision first: verdict, changes, plan, overview, grids per type."""
+    return _render("report_html", R.render_html, matrix, plan, generated, changes=plain(changes))
+
+
+def host_versions(hostvars, hosts):
+    """``{host: {kernel, qemu, libvirt, drivers}}`` from the gathered facts of ``hosts``."""
+    if not isinstance(hosts, (list, tuple)):
+        raise AnsibleFilterError("vfio.migration.host_versions: give the list of hosts (ansible_play_hosts_all)")
+    return D.host_versions(host_inputs(hostvars, list(hosts)))
+
+
+def matrix_changes(matrix, previous=None, plan=None, versions=None, limit=D.DEFAULT_CHANGE_LIMIT):
+    """What changed between a previous matrix.json (text or parsed) and this run."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise AnsibleFilterError("vfio.migration.matrix_changes: limit must be a non-negative integer, not %r"
+                                 % (limit,))
+    try:
+        return D.matrix_changes(plain(previous), _checked(plain(matrix)), plain(plan) or None, plain(versions),
+                                limit)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise AnsibleFilterError("vfio.migration.matrix_changes: %s" % exc) from exc
+
+
+def _checked(matrix):
+    R.check_inputs(matrix)
+    return matrix
+
+
+def readiness_summary(matrix, plan=None, changes=None, report_dir=None, reports_written=False, check_mode=False,
+                      max_lines=S.DEFAULT_MAX_LINES):
+    """The terminal summary as a list of plain lines, for a debug msg."""
+    matrix = plain(matrix)
+    try:
+        R.check_inputs(matrix, plain(plan) or None)
+        return S.readiness_summary(matrix, plain(plan) or None, plain(changes), plain(report_dir),
+                                   bool(reports_written), bool(check_mode), plain(max_lines))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise AnsibleFilterError("vfio.migration.readiness_summary: %s" % exc) from exc
 
 
 class FilterModule(object):
@@ -60,4 +100,7 @@ class FilterModule(object):
             "report_csv": report_csv,
             "report_markdown": report_markdown,
             "report_html": report_html,
+            "readiness_summary": readiness_summary,
+            "matrix_changes": matrix_changes,
+            "host_versions": host_versions,
         }

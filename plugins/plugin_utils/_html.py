@@ -15,7 +15,12 @@ from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
 from ansible_collections.vfio.migration.plugins.plugin_utils._views import (
     EVIDENCES, GRID_LIMIT, POLICY_SUFFIX, REPORT_SCHEMA_VERSION, SELF, STATUS_COLOURS, STATUS_LABELS,
     STATUS_MEANINGS, TITLE_LINES, _TEXT_COLOURS, _basis_text, _label, _plan_or_none, _status_token, _text,
-    _too_big, check_inputs, class_basis, class_summary, sorted_classes, source_rows, summary, type_grids)
+    _too_big, check_inputs, class_basis, class_summary, host_overview, host_reach, sorted_classes, source_rows,
+    summary, type_grids, unasked_hosts)
+from ansible_collections.vfio.migration.plugins.plugin_utils._summary import change_lines
+
+# At most this many change lines at the top of the page; changes.json has them all.
+CHANGE_LINES = 50
 
 
 def esc(value):
@@ -59,7 +64,7 @@ def _css():
         "vertical-align:bottom;max-height:120px;overflow:hidden;text-overflow:ellipsis}",
         "table.grid th.corner{font-weight:400;color:#57606a;vertical-align:bottom;text-align:right}",
         "th.down{color:#b42318}",
-        ".cell,.swatch{min-width:52px;height:26px;padding:0 4px;text-align:center;border-radius:3px;"
+        ".cell,.ocell,.swatch{min-width:52px;height:26px;padding:0 4px;text-align:center;border-radius:3px;"
         "font:600 12px/26px ui-monospace,'DejaVu Sans Mono',monospace;box-sizing:border-box}",
         ".swatch{display:inline-block;vertical-align:middle}",
         ".ev-policy{background-image:repeating-linear-gradient(-45deg,rgba(0,0,0,.22) 0 3px,transparent 3px 7px);"
@@ -78,6 +83,14 @@ def _css():
         ".badge.small{font-size:15px;padding:5px 12px}",
         ".badge.ready{background:#2e9d4f}.badge.not-ready{background:#d64541}",
         ".state-ok{color:#1a7f37;font-weight:600}.state-bad{color:#b42318;font-weight:600}",
+        ".badge.none{background:#57606a;font-size:22px}",
+        "p.decision{font-size:17px;margin:10px 0}p.decision .counts{margin-left:12px}",
+        "div.unasked,div.changes{border-left:4px solid #f08c00;padding:2px 12px;margin:8px 0;background:#fff8ec}",
+        "div.changes{border-color:#7fa7d9;background:#f3f8ff}",
+        "div.unasked ul,div.changes ul{margin:2px 0;padding-left:18px}",
+        "details{margin:6px 0;border:1px solid #d0d7de;border-radius:6px;padding:4px 10px}",
+        "details>summary{cursor:pointer;font-size:14px;padding:2px 0}",
+        "table.data td.st-compatible,table.data td.st-incompatible,table.data td.st-unsupported{font-weight:600}",
     ]
     for status, colour in sorted(STATUS_COLOURS.items()):
         rules.append(".st-%s{background-color:%s;color:%s}" % (status, colour, _TEXT_COLOURS[status]))
@@ -207,43 +220,160 @@ def _badge(ready, small=False):
     return _el("span", "READY" if ready else "NOT READY", **{"class": cls, "data_ready": "true" if ready else "false"})
 
 
+def _stranded_why(s):
+    """Every reason of a stranded item: its reasons (or reason) and one line per target."""
+    reasons = [r for r in s.get("reasons") or [] if r] or [s.get("reason")]
+    head = "<br>".join(esc(r) for r in reasons)
+    details = "".join(_el("li", esc(d)) for d in s.get("details") or [])
+    return head + (_el("ul", details) if details else "")
+
+
+def _item_cell(item):
+    """The thing being moved: a VM when the plan names one, else the device."""
+    if item.get("vm"):
+        return _el("td", esc(item.get("vm")) + (" " + _el("code", esc(item.get("vm_uuid"))) if item.get("vm_uuid")
+                                               else ""))
+    return _el("td", _el("code", esc(item.get("device"))) if item.get("device") else "(whole host)")
+
+
 def _html_plan(plan):
-    out = [_el("h2", "Drain plan")]
+    """The drain plan: stranded first (with every reason), then placements, then cold moves."""
+    out = []
     if plan is None:
-        out.append(_el("p", "No drain plan was requested.", **{"class": "note"}))
-        return "\n".join(out)
-    placements, stranded = plan.get("placements") or [], plan.get("stranded") or []
-    out.append(_el("p", _badge(plan.get("ready")) + " draining %s: %d instance(s) placed, %d stranded." % (
-        esc(", ".join(_text(h) for h in plan.get("drain_hosts") or [])) or "nothing", len(placements),
-        len(stranded)), **{"id": "plan-badge"}))
+        return ""
+    placements, stranded, cold = (plan.get(k) or [] for k in ("placements", "stranded", "cold"))
     if plan.get("unknown_hosts"):
         out.append(_el("p", "Not in the inventory: " + esc(", ".join(_text(h) for h in plan["unknown_hosts"])),
                        **{"class": "state-bad"}))
-    out.append(_el("h3", "Placements"))
+    out.append(_el("h3", "Stranded (%d)" % len(stranded), **{"id": "stranded"}))
+    if stranded:
+        rows = [[_item_cell(s), _el("td", esc(s.get("mdev_type"))), _el("td", esc(s.get("source_host"))),
+                 _el("td", esc(s.get("source_parent"))), _el("td", _stranded_why(s))] for s in stranded]
+        out.append(_html_table(("moves", "type", "source host", "source parent", "why not"), rows, "stranded"))
+    else:
+        out.append(_el("p", "None.", **{"class": "note"}))
+    out.append(_el("h3", "Placements (%d)" % len(placements), **{"id": "placements"}))
     if placements:
         out.append(_html_table(
-            ("device", "type", "source host", "source parent", "version", "target host", "target parent",
+            ("moves", "type", "source host", "source parent", "version", "target host", "target parent",
              "free after"),
-            [[_el("td", _el("code", esc(p.get("device")))), _el("td", esc(p.get("mdev_type"))),
+            [[_item_cell(p), _el("td", esc(p.get("mdev_type"))),
               _el("td", esc(p.get("source_host"))), _el("td", esc(p.get("source_parent"))),
               _el("td", esc(p.get("source_version"))), _el("td", esc(p.get("target_host"))),
-              _el("td", esc(p.get("target_parent"))), _el("td", esc(p.get("target_free_after")), **{"class": "num"})]
+              _el("td", esc(p.get("target_parent") or ", ".join(_text(x) for x in p.get("target_parents") or []))),
+              _el("td", esc(p.get("target_free_after")), **{"class": "num"})]
              for p in placements], "placements"))
     else:
         out.append(_el("p", "None.", **{"class": "note"}))
-    out.append(_el("h3", "Stranded instances"))
-    if stranded:
-        rows = []
-        for s in stranded:
-            details = "".join(_el("li", esc(d)) for d in s.get("details") or [])
-            rows.append([_el("td", _el("code", esc(s.get("device"))) if s.get("device") else "(whole host)"),
-                         _el("td", esc(s.get("mdev_type"))), _el("td", esc(s.get("source_host"))),
-                         _el("td", esc(s.get("source_parent"))),
-                         _el("td", esc(s.get("reason")) + (_el("ul", details) if details else ""))])
-        out.append(_html_table(("device", "type", "source host", "source parent", "reason"), rows, "stranded"))
-    else:
-        out.append(_el("p", "None.", **{"class": "note"}))
+    if cold or "cold" in plan:
+        out.append(_el("h3", "Cold moves (%d)" % len(cold), **{"id": "cold"}))
+        if cold:
+            out.append(_html_table(("moves", "source host", "target host", "note"),
+                                   [[_item_cell(c), _el("td", esc(c.get("source_host"))),
+                                     _el("td", esc(c.get("target_host"))), _el("td", esc(c.get("reason")))]
+                                    for c in cold], "cold"))
+        else:
+            out.append(_el("p", "None.", **{"class": "note"}))
     return "\n".join(out)
+
+
+def _html_unasked(matrix):
+    hosts = unasked_hosts(matrix)
+    if not hosts:
+        return _el("p", "Could not ask: none - every host answered.", **{"class": "note", "id": "unasked"})
+    items = "".join(_el("li", _el("b", esc(name)) + " " + _el("span", esc(state), **{"class": "state-bad"})
+                           + (" - " + esc(reason) if reason else "")) for name, state, reason in hosts)
+    return _el("div", _el("h3", "Could not ask (%d)" % len(hosts)) + _el("ul", items),
+               **{"id": "unasked", "class": "unasked"})
+
+
+def _html_decision(matrix, plan):
+    """The verdict in one line, with the counts an operator decides on."""
+    if plan is None:
+        text = _el("span", "NO DRAIN PLANNED", **{"class": "badge none", "data_ready": "none"}) + \
+            " %d hosts checked; give vfio_migration_drain_hosts for a go/no-go verdict." % len(matrix["hosts"])
+    else:
+        placed, stranded, cold = (len(plan.get(k) or []) for k in ("placements", "stranded", "cold"))
+        drain = esc(", ".join(_text(h) for h in plan.get("drain_hosts") or [])) or "nothing"
+        text = _badge(plan.get("ready")) + " " + _el(
+            "span", "draining %s: %s placed, %s stranded, %s cold" % (
+                drain, _el("b", str(placed)), _el("b", str(stranded)), _el("b", str(cold))),
+            **{"class": "counts"})
+    return _el("p", text, **{"id": "plan-badge", "class": "decision"})
+
+
+def _html_changes(changes, cap=CHANGE_LINES):
+    if changes is None:
+        return ""
+    if not changes.get("previous"):
+        return _el("p", "Changes: no previous run to compare with.", **{"class": "note", "id": "changes"})
+    since = esc(changes["previous"].get("generated") or "the previous run")
+    count = changes.get("count", 0)
+    if not count:
+        return _el("p", "Changes since %s: none." % since, **{"class": "note", "id": "changes"})
+    lines = change_lines(changes)
+    items = "".join(_el("li", esc(line)) for line in lines[:cap])
+    more = count - min(cap, len(lines))
+    tail = _el("p", "... and %d more in changes.json" % more, **{"class": "note"}) if more > 0 else ""
+    return _el("div", _el("h3", "Changed since %s (%d, %d cells)" % (since, count, changes.get("cells_changed", 0)))
+               + _el("ul", items) + tail, **{"id": "changes", "class": "changes"})
+
+
+def _overview_cell(src, target, cell):
+    status, evidence = cell["status"], cell["evidence"]
+    label = _label(status, evidence)
+    if status != SELF and cell["shared"] > 1:
+        label = "%s %d/%d" % (label, cell["compatible"], cell["shared"])
+    lines = ["%s: %s%s" % (_text(t), s, " (%s)" % ev if ev not in ("none", None) else "")
+             for t, (s, ev) in sorted(cell["types"].items())]
+    if len(lines) > TITLE_LINES:
+        lines = lines[:TITLE_LINES] + ["... %d more" % (len(lines) - TITLE_LINES)]
+    title = "%s -> %s: %s; %d of %d shared types compatible\n%s" % (
+        _text(src), _text(target), status, cell["compatible"], cell["shared"], "\n".join(lines))
+    return _el("td", esc(label), **{
+        "class": "ocell st-%s ev-%s" % (_status_token(status), evidence if evidence in EVIDENCES else "none"),
+        "data_overview_source": src, "data_overview_target": target, "data_status": status,
+        "data_evidence": evidence, "data_shared": cell["shared"], "data_compatible": cell["compatible"],
+        "title": title})
+
+
+def _html_overview(matrix):
+    """Host x host (best over shared types, with counts), or per host how many targets in each status."""
+    if _too_big(matrix):
+        head = "".join(_el("th", h) for h in ("source host", "types")) + "".join(
+            _el("th", _swatch(s) + " " + esc(s)) for s in E.STATUSES)
+        rows = []
+        for r in host_reach(matrix):
+            counts = "".join(_el("td", str(r["targets"].get(s, 0)), **{
+                "class": "num" + (" st-%s" % s if r["targets"].get(s) else ""), "data_status": s})
+                for s in E.STATUSES)
+            rows.append("<tr>%s%s%s</tr>" % (_el("th", esc(r["host"]), **{"scope": "row", "class": "src"}),
+                                             _el("td", esc(", ".join(r["types"]))), counts))
+        return "\n".join([
+            _el("h2", "Overview: target hosts per source host and status", **{"id": "overview"}),
+            _el("p", "%d hosts are more than a host x host grid can show (limit %d): for each source host, how many "
+                     "target hosts end in each status, best over the types both share. Fewest compatible targets "
+                     "first." % (len(matrix["hosts"]), GRID_LIMIT), **{"class": "note"}),
+            _el("table", "<thead><tr>%s</tr></thead><tbody>%s</tbody>" % (head, "\n".join(rows)),
+                **{"class": "data reach"})])
+    sources, targets, cells = host_overview(matrix)
+    head = [_el("th", "source \\ target", **{"class": "corner"})]
+    for t in targets:
+        h = matrix["hosts"][t]
+        head.append(_el("th", esc(t), **{"class": "tgt down" if h.get("state") != "ok" else "tgt", "scope": "col",
+                                         "title": "%s: %s" % (_text(t), _text(h.get("state")))}))
+    rows = ["<thead><tr>%s</tr></thead>" % "".join(head), "<tbody>"]
+    for src in sources:
+        rows.append("<tr>%s%s</tr>" % (_el("th", esc(src), **{"class": "src", "scope": "row"}),
+                                       "".join(_overview_cell(src, t, cells[(src, t)]) for t in targets)))
+    rows.append("</tbody>")
+    return "\n".join([
+        _el("h2", "Overview: source host (rows) to target host (columns)", **{"id": "overview"}),
+        _el("p", "Each cell is the best status over the types both hosts have; k/n: k of the n shared types are "
+                 "compatible (shown when they share more than one). Per-type grids are below.",
+            **{"class": "note"}),
+        _el("table", "\n".join(rows), **{"class": "grid overview"}) if sources else
+        _el("p", "No host offers or holds a migratable device.", **{"class": "note"})])
 
 
 def _html_classes(matrix):
@@ -266,10 +396,48 @@ def _html_classes(matrix):
     return "\n".join(out)
 
 
-def render_html(matrix, plan=None, generated=None):
-    """A self-contained page (inline CSS, no script, nothing fetched): grids per type, legend, hosts, plan."""
+def _type_counts(cells):
+    counts = {}
+    for c in cells.values():
+        if c["status"] != SELF:
+            counts[c["status"]] = counts.get(c["status"], 0) + 1
+    return counts
+
+
+def _details(summary_html, body, **attrs):
+    return _el("details", _el("summary", summary_html) + "\n" + body, **attrs)
+
+
+def _html_type_sections(matrix):
+    """One collapsible section per type: its grid, or above the grid limit its classes' target counts."""
+    out = [_el("h2", "Per type", **{"id": "types"})]
+    if _too_big(matrix):
+        out.append(_html_class_summary(matrix))
+        return "\n".join(out)
+    grids = type_grids(matrix)
+    if not grids:
+        out.append(_el("p", "No host offers or holds a migratable device.", **{"class": "note"}))
+    for mdev_type, sources, cells in grids:
+        counts = _type_counts(cells)
+        chips = " ".join("%s %d" % (esc(STATUS_LABELS[s]), counts[s]) for s in E.STATUSES if counts.get(s))
+        head = "Type %s - %d source host%s; %s" % (_el("code", esc(mdev_type) or "(none)"), len(sources),
+                                                     "" if len(sources) == 1 else "s", chips or "no pairs")
+        out.append(_details(head, _html_grid(matrix, mdev_type, sources, cells), **{"data_type_section": mdev_type}))
+    return "\n".join(out)
+
+
+def render_html(matrix, plan=None, generated=None, changes=None):
+    """A self-contained page (inline CSS, no script, nothing fetched), decision first.
+
+    The verdict, what changed since the previous run (``changes`` from
+    ``_drift.matrix_changes``, optional), hosts that could not be asked and
+    the drain plan; then the host x host overview; then one collapsible grid
+    per type; then the legend, counts, hosts and classes.
+    """
     plan = _plan_or_none(plan)
     check_inputs(matrix, plan, generated)
+    if changes is not None and not isinstance(changes, dict):
+        raise ValueError("changes must be the output of vfio.migration.matrix_changes or null")
     summ = summary(matrix, plan)
     meta = "%d hosts, %d classes" % (summ["host_count"], summ["class_count"])
     if generated:
@@ -277,20 +445,16 @@ def render_html(matrix, plan=None, generated=None):
     header = [_el("h1", "VFIO migration compatibility"), _el("span", meta, **{"class": "meta"})]
     if plan is not None:
         header.append(_badge(plan.get("ready"), small=True))
-    if _too_big(matrix):
-        grids = [_el("h2", "Target hosts per version class and status"), _html_class_summary(matrix)]
-    else:
-        grids = [_el("h2", "Best status per type: source host (rows) to target host (columns)")]
-        grids.extend(_html_grid(matrix, t, s, c) for t, s, c in type_grids(matrix))
-        if len(grids) == 1:
-            grids.append(_el("p", "No host offers or holds a migratable device.", **{"class": "note"}))
     body = [
         _el("header", "".join(header)),
         "<main>",
-        _html_summary(summ),
-        "\n".join(grids),
+        _el("section", "\n".join([_el("h2", "Decision", **{"id": "decision"}), _html_decision(matrix, plan),
+                                  _html_changes(changes), _html_unasked(matrix), _html_plan(plan)]),
+            **{"class": "decision-first"}),
+        _html_overview(matrix),
+        _html_type_sections(matrix),
         _html_legend(),
-        _html_plan(plan),
+        _html_summary(summ),
         _html_hosts(matrix),
         _html_classes(matrix),
         "</main>",

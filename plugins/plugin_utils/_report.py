@@ -27,7 +27,8 @@ JSON report (``render_json``, schema version 1; ``docs/matrix-schema.md``)::
      "summary": {"cells", "status_counts", "evidence_counts", "host_count", "host_states",
                  "hosts_by_state", "class_count", "ready"},
      "plan": <drain_plan> | null,
-     "policy": <the policy the matrix applied> | null}
+     "policy": <the policy the matrix applied> | null,
+     "host_versions": {host: {"kernel", "qemu", "libvirt", "drivers": {parent: version}}} | null}
 
 ``verdicts`` and ``sources`` are filled only when ``cells`` is omitted: the
 class x target verdicts plus the source rows hold everything the cells would.
@@ -74,15 +75,26 @@ def _check_cell_limit(cell_limit):
         raise ValueError("cell_limit must be a non-negative integer, not %r" % (cell_limit,))
 
 
-def render_json(matrix, plan=None, generated=None, cell_limit=DEFAULT_CELL_LIMIT):
+def _check_host_versions(host_versions):
+    if host_versions is None:
+        return
+    if not isinstance(host_versions, dict) or not all(isinstance(v, dict) for v in host_versions.values()):
+        raise ValueError("host_versions must be the output of vfio.migration.host_versions or null")
+
+
+def render_json(matrix, plan=None, generated=None, cell_limit=DEFAULT_CELL_LIMIT, host_versions=None):
     """The matrix as a JSON document (schema in the module docstring and ``docs/matrix-schema.md``).
 
     Above ``cell_limit`` cells, ``cells`` is null, ``cells_omitted`` says how many
     there were, and ``verdicts`` plus ``sources`` keep every verdict.
+    ``host_versions`` (``_drift.host_versions``: each host's kernel, QEMU,
+    libvirt and driver version per parent) is kept for the next run's
+    comparison; null when not given.
     """
     plan = _plan_or_none(plan)
     check_inputs(matrix, plan, generated)
     _check_cell_limit(cell_limit)
+    _check_host_versions(host_versions)
     summ = summary(matrix, plan)
     doc = {
         "schema_version": REPORT_SCHEMA_VERSION,
@@ -92,6 +104,7 @@ def render_json(matrix, plan=None, generated=None, cell_limit=DEFAULT_CELL_LIMIT
         "summary": summ,
         "plan": plan,
         "policy": matrix.get("policy"),
+        "host_versions": host_versions,
     }
     if summ["cells"] <= cell_limit:
         doc.update(cells=sorted_cells(matrix), cells_omitted=0, verdicts=None, sources=None)

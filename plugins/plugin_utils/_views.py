@@ -339,3 +339,99 @@ def _basis_text(basis):
 def _label(status, evidence):
     label = STATUS_LABELS.get(status, "?")
     return label + POLICY_SUFFIX if evidence == "policy" else label
+
+
+# -- the decision: hosts that could not be asked, host x host overview -------------
+
+def unasked_hosts(matrix):
+    """``[(host, state, reason)]`` for every host whose facts could not be gathered (state not ``ok``)."""
+    return [(name, _text(h.get("state")) or E.UNKNOWN, _text(h.get("reason")))
+            for name, h in sorted(matrix["hosts"].items()) if h.get("state") != "ok"]
+
+
+def _row_verdicts(matrix, row, target):
+    """A source row's verdicts on ``target`` without the own-host rule (the caller skips self)."""
+    if row["class"] is None:
+        return M.pair_status(matrix, dict(row, host=None), target)
+    return matrix["verdicts"].get(row["class"], {}).get(target) or []
+
+
+def _shared_best(per_type):
+    """Best ``(status, evidence)`` over the types both sides have (not ``missing_type``)."""
+    shared = [v for v in per_type.values() if v[0] != E.MISSING_TYPE]
+    if not shared:
+        return (E.MISSING_TYPE, "none") if per_type else (E.UNKNOWN, "none")
+    status = M.best_status([s for s, _ev in shared])
+    return status, _evidence_of([{"evidence": ev} for s, ev in shared if s == status])
+
+
+def _pair_types(matrix, rows, target):
+    """``{type: (status, evidence)}``: best verdict per type of ``rows`` (one source host) on ``target``."""
+    by_type = {}
+    for row in rows:
+        by_type.setdefault(row["mdev_type"], []).extend(_row_verdicts(matrix, row, target))
+    return {t: _best(vs) for t, vs in by_type.items()}
+
+
+def _rows_by_host(matrix):
+    out = {}
+    for row in matrix["sources"]:
+        out.setdefault(row["host"], []).append(row)
+    return out
+
+
+def host_overview(matrix):
+    """One cell per (source host, target host): the best status over the types both share, with counts.
+
+    Returns ``(sources, targets, cells)``: source hosts (those holding or
+    offering a type), every host as a target, and ``{(source, target): {status,
+    evidence, shared, compatible, types}}`` where ``shared`` is how many of the
+    source's types the target offers (or could not be asked about), ``compatible``
+    how many of them are compatible and ``types`` the best verdict per type.
+    """
+    by_host = _rows_by_host(matrix)
+    targets = sorted(matrix["hosts"])
+    cells = {}
+    for src in sorted(by_host, key=_key):
+        for target in targets:
+            if src == target:
+                cells[(src, target)] = {"status": SELF, "evidence": "none", "shared": 0, "compatible": 0,
+                                        "types": {}}
+                continue
+            per_type = _pair_types(matrix, by_host[src], target)
+            status, evidence = _shared_best(per_type)
+            cells[(src, target)] = {
+                "status": status, "evidence": evidence,
+                "shared": sum(1 for s, _ev in per_type.values() if s != E.MISSING_TYPE),
+                "compatible": sum(1 for s, _ev in per_type.values() if s == E.COMPATIBLE),
+                "types": per_type}
+    return sorted(by_host, key=_key), targets, cells
+
+
+def host_reach(matrix):
+    """Per source host: how many target hosts end in each status (best over the types both share).
+
+    The overview for fleets too large for a host x host grid. Hosts with the
+    same source rows (types and classes) share the work: each group is judged
+    once per target, then each member drops its own host. Sorted by fewest
+    compatible targets first, then name.
+    """
+    targets = sorted(matrix["hosts"])
+    groups = {}
+    for host, rows in _rows_by_host(matrix).items():
+        sig = tuple(sorted((_text(r["mdev_type"]), _text(r["class"]), _text(r.get("source_status")),
+                            _text(r.get("reason"))) for r in rows))
+        groups.setdefault(sig, []).append((host, rows))
+    out = []
+    for members in groups.values():
+        rows = members[0][1]
+        per_target = {t: _shared_best(_pair_types(matrix, rows, t))[0] for t in targets}
+        counts = dict.fromkeys(E.STATUSES, 0)
+        for status in per_target.values():
+            counts[status] = counts.get(status, 0) + 1
+        for host, _rows in members:
+            own = dict(counts)
+            if host in per_target:
+                own[per_target[host]] -= 1
+            out.append({"host": host, "targets": own, "types": sorted({_text(r["mdev_type"]) for r in _rows})})
+    return sorted(out, key=lambda r: (r["targets"].get(E.COMPATIBLE, 0), _key(r["host"])))

@@ -165,7 +165,7 @@ def test_html_is_self_contained():
     parsed = parse_cells(R.render_html(all_status_matrix()))
     assert set(parsed.tags) <= {"html", "head", "meta", "title", "style", "body", "header", "main", "h1", "h2", "h3",
                                 "span", "p", "b", "code", "div", "dl", "dt", "dd", "table", "thead", "tbody", "tr",
-                                "th", "td", "ul", "li"}
+                                "th", "td", "ul", "li", "section", "details", "summary", "br"}
 
 
 def test_html_plan_badge_placements_and_stranded():
@@ -177,7 +177,7 @@ def test_html_plan_badge_placements_and_stranded():
     assert U3 in page and "no compatible target outside the drain set" in page  # stranded, with why
     ready = R.render_html(matrix, M.drain_plan(matrix, ["eta"]))  # eta holds no instance
     assert 'data-ready="true"' in ready and ">READY<" in ready
-    assert "No drain plan was requested." in R.render_html(matrix)
+    assert "NO DRAIN PLANNED" in R.render_html(matrix)
 
 
 def test_html_host_table_shows_state_and_reason():
@@ -240,7 +240,7 @@ def test_json_schema():
     assert text.endswith("}\n") and text.startswith('{\n "cells"')  # sorted keys, indent 1
     doc = json.loads(text)
     assert set(doc) == {"schema_version", "generated", "hosts", "classes", "cells", "cells_omitted", "verdicts",
-                        "sources", "summary", "plan", "policy"}
+                        "sources", "summary", "plan", "policy", "host_versions"}
     assert doc["schema_version"] == 1 and doc["generated"] == STAMP
     assert doc["hosts"]["down"] == {"state": "unreachable", "reason": "ssh: connection refused", "probed": False}
     assert [(c["mdev_type"], c["version"]) for c in doc["classes"]] == [
@@ -248,7 +248,7 @@ def test_json_schema():
     assert {c["id"] for c in doc["classes"]} == set(m["classes"])
     assert doc["cells_omitted"] == 0 and doc["verdicts"] is None and doc["sources"] is None
     assert len(doc["cells"]) == len(M.expand_cells(m))
-    assert set(doc["cells"][0]) == {"source_host", "source_parent", "mdev_type", "source_kind", "source_version",
+    assert set(doc["cells"][0]) - {"reasons"} == {"source_host", "source_parent", "mdev_type", "source_kind", "source_version",
                                     "source_devices", "class", "target_host", "target_parent", "status", "evidence",
                                     "errno", "errno_name", "message", "target_available_instances", "layout"}
     keys = [(c["source_host"], c["source_parent"], c["mdev_type"], c["target_host"], c["target_parent"] or "")
