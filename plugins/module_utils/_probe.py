@@ -15,8 +15,9 @@ verdict. Nothing else is ever written:
 * the file system holding it must be sysfs unless the caller allows otherwise;
 * the file is opened without ``O_CREAT`` or ``O_TRUNC`` and without following
   a final symlink, so a missing attribute is never created;
-* each write runs in a child process with a time limit, so a driver that hangs
-  gives an ``error`` verdict instead of a hung play.
+* the writes run in a worker process (one per batch while the drivers answer
+  quickly) and each has a time limit, so a driver that hangs gives an
+  ``error`` verdict instead of a hung play.
 """
 
 import errno
@@ -328,72 +329,220 @@ class Prober(object):
                 t.message = "no answer from the driver within the time limit"
 
     def _write_all(self, jobs):
-        """Write each ``(path, version)`` in a child process, a few at a time."""
-        outcomes, pending, running = {}, list(jobs), {}
-        while pending or running:
-            while pending and len(running) < self.parallel:
-                job = pending.pop(0)
-                running.update([self._spawn(job)])
-            now = time.monotonic()
-            wait = max(0.0, min(r[2] for r in running.values()) - now)
-            ready = select.select(list(running), [], [], wait)[0]
-            for fd in ready:
-                pid, job = running.pop(fd)[:2]
-                outcomes[job] = self._collect(fd, pid)
-            now = time.monotonic()
-            for fd in [fd for fd, r in running.items() if r[2] <= now]:
-                pid, job = running.pop(fd)[:2]
-                self._abandon(fd, pid)
-                outcomes[job] = ("timeout", errno.ETIMEDOUT)
-        return outcomes
+        """Write each ``(path, version)``; return ``{job: (result, errno)}``."""
+        return _Writers(self.timeout, self.parallel).run(jobs)
 
-    def _spawn(self, job):
-        path, version = job
-        data = (version + "\n").encode("ascii")  # as `echo VERSION > attribute` writes
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child: one open, one write, report, exit
-            os.close(r)
-            try:
-                fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
-                try:
-                    res = [os.write(fd, data), None]
-                finally:
-                    os.close(fd)
-            except OSError as exc:
-                res = [None, exc.errno]
-            except BaseException:  # pylint: disable=broad-except
-                res = [None, errno.EIO]
-            os.write(w, json.dumps(res).encode("ascii"))
-            os._exit(0)  # pylint: disable=protected-access
-        os.close(w)
-        return r, (pid, job, time.monotonic() + self.timeout)
 
-    @staticmethod
-    def _collect(fd, pid):
-        chunks = []
-        while True:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        os.close(fd)
-        os.waitpid(pid, 0)
+# -- the workers that write ------------------------------------------------------
+#
+# A driver may never return from a store, and a process stuck in one can only
+# be killed. So the writes run in worker processes, never in the module's own:
+# one worker takes the batch's writes one at a time, answering each over a
+# pipe. A write that exceeds the time limit gets ETIMEDOUT and its worker is
+# killed; the rest of the batch goes on in a new worker. While every worker is
+# waiting on a write older than SLOW_WRITE, another worker starts (up to
+# ``parallel``), so one slow or hung driver does not hold up the others. A
+# batch whose writes are quick is written by one worker: one fork per batch.
+
+SLOW_WRITE = 1.0
+
+
+def _write_fully(fd, data):
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _store(path, version):
+    """One open, one write, one close, as ``echo VERSION > attribute`` does: ``[result, errno]``."""
+    data = (version + "\n").encode("ascii")
+    try:
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
         try:
-            result, code = json.loads(b"".join(chunks).decode("ascii"))
+            return [os.write(fd, data), None]
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return [None, exc.errno]
+
+
+def _serve(requests, answers):
+    """A worker's loop: one ``[path, version]`` line in, one ``[result, errno]`` line out, until EOF."""
+    buf = b""
+    while True:
+        while b"\n" not in buf:
+            chunk = os.read(requests, 65536)
+            if not chunk:
+                return
+            buf += chunk
+        line, buf = buf.split(b"\n", 1)
+        try:
+            path, version = json.loads(line.decode("ascii"))
+            answer = _store(path, version)
+        except Exception:  # pylint: disable=broad-except
+            answer = [None, errno.EIO]
+        _write_fully(answers, json.dumps(answer).encode("ascii") + b"\n")
+
+
+class _Worker(object):
+    """A child process that writes what it is sent, one job at a time."""
+
+    def __init__(self, others):
+        req_r, req_w = os.pipe()
+        ans_r, ans_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: only its own two pipe ends stay open
+            status = 0
+            try:
+                os.close(req_w)
+                os.close(ans_r)
+                for other in others:
+                    other.close_fds()
+                _serve(req_r, ans_w)
+            except BaseException:  # pylint: disable=broad-except
+                status = 1
+            finally:
+                os._exit(status)  # pylint: disable=protected-access
+        os.close(req_r)
+        os.close(ans_w)
+        self.pid, self.requests, self.answers = pid, req_w, ans_r
+        self.job, self.since, self.deadline = None, None, None
+        self.gone = False
+        self._buf = b""
+
+    def close_fds(self):
+        for fd in (self.requests, self.answers):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def send(self, job, timeout):
+        """Hand over one job; False when the worker is gone."""
+        try:
+            _write_fully(self.requests, json.dumps(list(job)).encode("ascii") + b"\n")
+        except OSError:
+            return False
+        self.job, self.since = job, time.monotonic()
+        self.deadline = self.since + timeout
+        return True
+
+    def receive(self):
+        """Read what is there: ``(result, errno)`` once the answer is whole, else None.
+
+        A worker that died (EOF) answers EIO for its write and is marked ``gone``.
+        """
+        chunk = os.read(self.answers, 4096)
+        if not chunk:
+            self.gone = True
+            return None, errno.EIO
+        self._buf += chunk
+        if b"\n" not in self._buf:
+            return None
+        line, self._buf = self._buf.split(b"\n", 1)
+        self.job = None
+        try:
+            result, code = json.loads(line.decode("ascii"))
         except ValueError:
             return None, errno.EIO
         return result, code
 
-    @staticmethod
-    def _abandon(fd, pid):
-        os.close(fd)
+    def stop(self):
+        """End the worker: an idle one at EOF, a busy one (or one that does not end) by SIGKILL."""
+        self.close_fds()
+        if self.job is None and _reaped(self.pid, 1.0):
+            return
         try:
-            os.kill(pid, signal.SIGKILL)
-            # a write stuck in the kernel ends when the call returns; do not wait long for it
-            for attempt in range(20):  # pylint: disable=unused-variable
-                if os.waitpid(pid, os.WNOHANG)[0]:
-                    break
-                time.sleep(0.01)
+            os.kill(self.pid, signal.SIGKILL)
         except OSError:
-            pass
+            return
+        # a store stuck in the kernel ends when the call returns; do not wait long for it
+        _reaped(self.pid, 0.2)
+
+
+def _reaped(pid, wait):
+    """Collect ``pid`` if it ends within ``wait`` seconds; True when it did (or is gone)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return True
+        except OSError:  # ECHILD: already collected
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.002)
+
+
+class _Writers(object):
+    """Runs a batch of writes through as few workers as its drivers allow."""
+
+    def __init__(self, timeout, parallel, slow=SLOW_WRITE):
+        self.timeout = timeout
+        self.parallel = max(1, parallel)
+        self.slow = min(slow, timeout / 2.0)
+        self.workers = []
+
+    def run(self, jobs):
+        pending, outcomes = list(reversed(jobs)), {}
+        try:
+            while pending or self._busy():
+                self._dispatch(pending, outcomes)
+                self._wait(pending, outcomes)
+        finally:
+            while self.workers:
+                self.workers.pop().stop()
+        return outcomes
+
+    def _busy(self):
+        return [w for w in self.workers if w.job is not None]
+
+    def _give(self, worker, job, outcomes):
+        if not worker.send(job, self.timeout):
+            outcomes[job] = (None, errno.EIO)
+            self._retire(worker)
+
+    def _retire(self, worker):
+        self.workers.remove(worker)
+        worker.stop()
+
+    def _may_grow(self, now):
+        """Another worker helps only while every worker waits on a slow write."""
+        return len(self.workers) < self.parallel and \
+            all(w.job is not None and now - w.since >= self.slow for w in self.workers)
+
+    def _dispatch(self, pending, outcomes):
+        for worker in list(self.workers):
+            if worker.job is None and pending:
+                self._give(worker, pending.pop(), outcomes)
+        while pending and self._may_grow(time.monotonic()):
+            try:
+                worker = _Worker(self.workers)
+            except OSError as exc:  # no process to write with (EAGAIN, ENOMEM)
+                if self.workers:
+                    return  # the running workers take the rest
+                outcomes[pending.pop()] = (None, exc.errno)
+                continue
+            self.workers.append(worker)
+            self._give(worker, pending.pop(), outcomes)
+
+    def _wait(self, pending, outcomes):
+        busy = self._busy()
+        if not busy:
+            return
+        wake = min(w.deadline for w in busy)
+        if pending and len(self.workers) < self.parallel:
+            wake = min(wake, max(w.since for w in busy) + self.slow)
+        ready = select.select([w.answers for w in busy], [], [], max(0.0, wake - time.monotonic()))[0]
+        for worker in busy:
+            if worker.answers in ready:
+                job = worker.job
+                outcome = worker.receive()
+                if outcome is not None:
+                    outcomes[job] = outcome
+                if worker.gone:  # died mid-write: the rest goes to another worker
+                    self._retire(worker)
+        now = time.monotonic()
+        for worker in self._busy():
+            if worker.deadline <= now:
+                outcomes[worker.job] = ("timeout", errno.ETIMEDOUT)
+                self._retire(worker)

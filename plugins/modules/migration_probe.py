@@ -39,8 +39,11 @@ description:
     named C(migration_version) or C(version) whose resolved path stays below O(sysfs_root)
     are written, opened without creating or truncating anything. On a file system that is
     not sysfs nothing is written unless O(allow_non_sysfs=true)."
-  - Each write runs in a child process with a time limit (O(timeout)), so a driver that
-    hangs gives an C(error) result with C(ETIMEDOUT) instead of a hung play.
+  - The writes run in a worker process, never in the module's own, and each has a time
+    limit (O(timeout)), so a driver that hangs gives an C(error) result with C(ETIMEDOUT)
+    instead of a hung play. One worker writes the whole batch while the drivers answer
+    quickly; a worker whose write exceeds the limit is killed and the rest of the batch
+    goes on in a new one.
 author:
   - vfio.migration maintainers (@vfio-migration)
 options:
@@ -85,7 +88,10 @@ options:
     type: float
     default: 10
   parallel:
-    description: How many writes may be outstanding at once (different attributes).
+    description:
+      - How many writes may be outstanding at once (different attributes), each in its own worker.
+      - Another worker starts only while every worker waits on a write older than one second
+        (or half of O(timeout)), so one slow or hung driver does not hold up the rest of the batch.
     type: int
     default: 8
 attributes:

@@ -130,8 +130,9 @@ class WriteLog(object):
         self._file = open(path, "a")
         self._lock = threading.Lock()
 
-    def record(self, rel, data, result, code):
+    def record(self, rel, data, result, code, pid=None):
         entry = {
+            "pid": pid,
             "time": time.time(),
             "path": rel,
             "data": data.decode("latin-1"),
@@ -277,12 +278,13 @@ class SysfsEmulator(mfusepy.Operations):
     def write(self, path, data, offset, fh):
         """One whole attribute store (sysfs ignores the offset), logged either way."""
         rel = self.rel(path)
+        pid = mfusepy.fuse_get_context()[2]  # the process the kernel says wrote
         try:
             result = self.store(rel, data)
         except OSError as exc:
-            self.write_log.record(rel, data, None, exc.errno)
+            self.write_log.record(rel, data, None, exc.errno, pid)
             raise
-        self.write_log.record(rel, data, result, None)
+        self.write_log.record(rel, data, result, None, pid)
         return result
 
     def store(self, rel, data):

@@ -1,0 +1,161 @@
+"""The probe's writers: one worker process per batch, replaced only when a write hangs.
+
+The probe core (``Prober``) runs in this process against a target served by
+the FUSE emulator. Forks are counted twice, by independent means: the
+interpreter's own fork hook (``os.register_at_fork``) counts every
+``os.fork()`` this process makes, and the emulator's write log names the
+process the kernel says made each write (FUSE's request context). Expected
+verdicts come from the emulator's rule classes, never from the probe.
+"""
+
+import json
+import os
+import time
+
+import pytest
+
+from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
+from ansible_collections.vfio.migration.plugins.module_utils._probe import Prober
+from tests.emulator.mount import EmulatorMount, fuse_unavailable
+from tests.emulator.rules import build_rule
+from tests.fixtures import sysfs_builder as B
+
+pytestmark = [pytest.mark.emulator,
+              pytest.mark.skipif(fuse_unavailable() is not None, reason=str(fuse_unavailable()))]
+
+NV = "000210de-nvidia-257-%s"
+GVT_4 = "00028086-193b-i915-GVTg_V5_4"
+HANG_PARENT = "0000:af:00.0"
+
+
+class ForkCounter(object):
+    """Every ``os.fork()`` of this process, as the interpreter itself reports it."""
+
+    count = 0
+
+    @classmethod
+    def forked(cls):
+        cls.count += 1
+
+
+os.register_at_fork(after_in_parent=ForkCounter.forked)
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory):
+    base = tmp_path_factory.mktemp("worker")
+    t = B.SysfsTree(str(base / "src" / "target"))
+    B.intel_gvtg(t, types={"4": B.GVT_TYPES["4"]})
+    # one type on two parents whose drivers take older minors (2.3 and 2.1): asymmetric verdicts
+    B.nvidia_vgpu(t, "0000:3b:00.0", minor=3, types={"257": B.NVIDIA_TYPES["257"]})
+    B.nvidia_vgpu(t, "0000:5e:00.0", minor=1, types={"257": B.NVIDIA_TYPES["257"]})
+    gpu = B.nvidia_vgpu(t, HANG_PARENT, types={"258": B.NVIDIA_TYPES["258"]})
+    t.mdev_type(gpu, "odd-hang", "vfio-pci", 1, migration={"rule": "hang", "self": "h-1"})
+    t.mdev_type(gpu, "odd-hang2", "vfio-pci", 1, migration={"rule": "hang", "self": "h-2"})
+    t.save()
+    rules = json.loads((base / "src" / "target" / "rules.json").read_text())["attributes"]
+    with EmulatorMount(str(base / "src"), str(base / "mnt"), str(base / "writes.log")) as emu:
+        yield {"emu": emu, "root": emu.path("target", "sys"), "rules": rules}
+
+
+def nv_checks(prefix, count):
+    """``count`` distinct nvidia-257 classes: 2.0 .. 2.N, some older and some newer than each target."""
+    return [{"id": "%s-%d" % (prefix, i), "mdev_type": "nvidia-257", "version": NV % ("2.%d" % i)}
+            for i in range(count)]
+
+
+def run(target, checks, **opts):
+    """Run the probe; return ``(results, new write-log entries, forks, seconds)``."""
+    before, forks, start = len(target["emu"].writes()), ForkCounter.count, time.monotonic()
+    results = Prober(target["root"], allow_non_sysfs=True, **opts).run(checks)
+    elapsed = time.monotonic() - start
+    return results, target["emu"].writes()[before:], ForkCounter.count - forks, elapsed
+
+
+def driver_says(target, result, version):
+    """What the emulated driver behind ``result['attribute']`` answers to ``version``."""
+    spec = target["rules"][os.path.relpath(result["attribute"], target["root"])]
+    try:
+        build_rule(spec).write((version + "\n").encode("ascii"))
+        return ("compatible", None)
+    except OSError as exc:
+        return (E.write_error_means(exc.errno), E.errno_name(exc.errno))
+
+
+def assert_true_verdicts(target, results, checks, skip=()):
+    versions = {c["id"]: c["version"] for c in checks}
+    for r in results:
+        if r["id"] in skip:
+            continue
+        assert (r["status"], r["errno_name"]) == driver_says(target, r, versions[r["id"]]), r
+
+
+def test_a_batch_of_100_writes_forks_once(target):
+    checks = nv_checks("nv", 50)  # 50 classes x 2 parents = 100 writes
+    results, writes, forks, _ = run(target, checks, timeout=10)
+    assert len(results) == 100 and len(writes) == 100
+    assert forks == 1
+    writers = {w["pid"] for w in writes}
+    assert len(writers) == 1 and os.getpid() not in writers  # one child wrote them all
+    assert_true_verdicts(target, results, checks)
+    # the drivers really disagreed: not everything is one status
+    assert {r["status"] for r in results} == {"compatible", "incompatible"}
+
+
+def test_the_same_holds_with_parallel_one_and_a_short_timeout(target):
+    checks = nv_checks("p1", 50)
+    results, writes, forks, _ = run(target, checks, timeout=2, parallel=1)
+    assert (len(writes), forks, len({w["pid"] for w in writes})) == (100, 1, 1)
+    assert_true_verdicts(target, results, checks)
+
+
+def test_a_hung_write_is_error_and_the_rest_go_on_in_a_new_worker(target):
+    def nv(cid, version):
+        return {"id": cid, "mdev_type": "nvidia-257", "version": NV % version}
+    before = [nv("b-%d" % i, v) for i, v in enumerate(("3.0", "1.7", "2.25", "2.1"))]
+    after = [nv("a-%d" % i, "2.%d" % i) for i in (0, 2, 3) + tuple(range(4, 20))]
+    checks = before + [{"id": "hang", "mdev_type": "odd-hang", "version": "h-1"}] + after
+    results, writes, forks, elapsed = run(target, checks, timeout=1.5, parallel=1)
+    hung = [r for r in results if r["id"] == "hang"]
+    assert [(r["parent"], r["status"], r["errno_name"]) for r in hung] == [(HANG_PARENT, "error", "ETIMEDOUT")]
+    assert hung[0]["message"] == "no answer from the driver within the time limit"
+    assert_true_verdicts(target, results, checks, skip=("hang",))
+    # the writes after the hang got every kind of answer the drivers give
+    assert {(r["status"], r["errno_name"]) for r in results if r["id"].startswith("a-")} == {
+        ("compatible", None), ("incompatible", "EINVAL")}
+    assert forks == 2  # the first worker, and the one that replaced it after the hang
+    writers = {}
+    for w in writes:
+        writers.setdefault(w["data"][:-1], set()).add(w["pid"])
+    first = set().union(*(writers[c["version"]] for c in before))
+    assert len(first) == 1 and writers["h-1"] == first  # the hung write was the first worker's ...
+    assert [w["errno_name"] for w in writes if w["data"] == "h-1\n"] == ["EINTR"]  # ... which was killed
+    later = set().union(*(writers[c["version"]] for c in after))
+    assert len(later) == 1 and not later & first  # the rest: one new worker
+    assert 1.5 <= elapsed < 10
+
+
+def test_a_hung_driver_does_not_hold_up_the_rest_of_the_batch(target):
+    checks = ([{"id": "hang", "mdev_type": "odd-hang", "version": "h-1"}] + nv_checks("rest", 30))
+    results, writes, forks, elapsed = run(target, checks, timeout=4)
+    assert [(r["status"], r["errno_name"]) for r in results if r["id"] == "hang"] == [("error", "ETIMEDOUT")]
+    assert_true_verdicts(target, results, checks, skip=("hang",))
+    # a helper started once the hung write was older than a second, and wrote all the rest
+    assert forks == 2
+    rest = {w["pid"] for w in writes if w["data"] != "h-1\n"}
+    assert len(rest) == 1
+    rest_done = max(w["time"] for w in writes if w["data"] != "h-1\n")
+    hang_ended = [w["time"] for w in writes if w["data"] == "h-1\n"][0]
+    assert rest_done < hang_ended  # answered before the time limit ended the hung write
+    assert 4 <= elapsed < 15
+
+
+def test_two_hung_drivers_are_waited_on_side_by_side(target):
+    checks = [{"id": "hang", "mdev_type": "odd-hang", "version": "h-1"},
+              {"id": "hang2", "mdev_type": "odd-hang2", "version": "h-2"},
+              {"id": "gvt", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4}]
+    results, _, forks, elapsed = run(target, checks, timeout=3)
+    status = {r["id"]: (r["status"], r["errno_name"]) for r in results}
+    assert status == {"hang": ("error", "ETIMEDOUT"), "hang2": ("error", "ETIMEDOUT"), "gvt": ("compatible", None)}
+    assert forks == 3
+    assert elapsed < 3 + 3  # not one time limit after the other
