@@ -9,13 +9,15 @@ this one (``ansible-doc -t filter vfio.migration.decode_version``).
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.vfio.migration.plugins.module_utils._version import (
+from ansible_collections.vfio.migration.plugins.module_utils._version import parse_kv_blocks
+from ansible_collections.vfio.migration.plugins.plugin_utils._compatible import (
     TemplateError,
-    VersionError,
     compatible_match as _compatible_match,
-    decode_version as _decode_version,
     parse_compatible,
-    parse_kv_blocks,
+)
+from ansible_collections.vfio.migration.plugins.plugin_utils._decode import (
+    VersionError,
+    decode_version as _decode_version,
 )
 
 

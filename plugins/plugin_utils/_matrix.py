@@ -28,7 +28,7 @@ import json
 
 from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
 from ansible_collections.vfio.migration.plugins.module_utils._probe import check_problems
-from ansible_collections.vfio.migration.plugins.module_utils import _version as V
+from ansible_collections.vfio.migration.plugins.plugin_utils import _compatible as V
 from ansible_collections.vfio.migration.plugins.plugin_utils import _policy as P
 
 SCHEMA_VERSION = 1

@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
 from ansible_collections.vfio.migration.plugins.module_utils import _version as V
 from ansible_collections.vfio.migration.plugins.module_utils._probe import Prober, ProbeInputError
+from ansible_collections.vfio.migration.plugins.plugin_utils import _compatible as C
+from ansible_collections.vfio.migration.plugins.plugin_utils import _decode as D
 from tests.ansible_runner import adhoc, playbook, write_inventory
 from tests.emulator.mount import EmulatorMount, fuse_unavailable
 from tests.emulator.rules import build_rule
@@ -346,8 +348,8 @@ def test_version_problem_says_exactly_when_a_version_is_invalid(value):
 @given(text=st.one_of(version_texts, st.integers(), st.none(), st.binary(max_size=12)))
 def test_decode_version_decodes_or_says_why(text):
     try:
-        got = V.decode_version(text)
-    except V.VersionError as exc:
+        got = D.decode_version(text)
+    except D.VersionError as exc:
         assert not decodable(text), (text, exc)
         assert str(exc)
         return
@@ -399,8 +401,8 @@ def test_compatible_match_answers_or_refuses_hostile_templates_quickly(keys, dat
     self_block = {k: data.draw(self_values, label="self " + k) for k in keys}
     start = time.monotonic()
     try:
-        got = V.compatible_match(self_block, [compat])
-    except V.TemplateError as exc:
+        got = C.compatible_match(self_block, [compat])
+    except C.TemplateError as exc:
         assert str(exc).startswith("compatible block 0") or "self" in str(exc), exc
         got = None
     assert time.monotonic() - start < 5
@@ -421,7 +423,7 @@ def test_compatible_match_verdict_on_literal_layouts(self_block, flips):
     compat = {k: (v + "0" if k in flips else v) for k, v in self_block.items()}
     text = render_blocks([compat])
     assume(V.parse_kv_blocks(text) == [compat])
-    got = V.compatible_match(self_block, text)
+    got = C.compatible_match(self_block, text)
     assert got["match"] == (not flips & set(self_block)), got
 
 
@@ -479,8 +481,8 @@ FILTER_PLAY = """
 
 def direct(name, case):
     """What the module_utils function says: ``("ok", value)`` or ``("error", message)``."""
-    fn = {"decode_version": V.decode_version, "parse_migration_layout": V.parse_kv_blocks,
-          "compatible_match": lambda c: V.compatible_match(c[0], c[1])}[name]
+    fn = {"decode_version": D.decode_version, "parse_migration_layout": V.parse_kv_blocks,
+          "compatible_match": lambda c: C.compatible_match(c[0], c[1])}[name]
     try:
         return "ok", fn(case)
     except ValueError as exc:
