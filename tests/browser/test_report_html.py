@@ -23,6 +23,7 @@ from html.parser import HTMLParser
 import pytest
 
 from ansible_collections.vfio.migration.plugins.plugin_utils import _report as R
+from ansible_collections.vfio.migration.plugins.plugin_utils import _views as V
 from tests.browser.report_fixture import (EVIL_HOST, EVIL_MESSAGE, EVIL_TYPE, EXPECTED_ALPHA, all_status_matrix,
                                           all_status_plan)
 from tests.conftest import REPO
@@ -48,6 +49,15 @@ document.getElementById("report").addEventListener("load", function () {
   var out = document.getElementById("probe");
   try {
     var doc = this.contentDocument, win = this.contentWindow;
+    // the per-type grids are collapsed <details>: open them all and bring them to the top of the frame
+    var sections = doc.querySelectorAll("details");
+    Array.prototype.forEach.call(sections, function (d) { d.open = true; });
+    var overview = Array.prototype.map.call(doc.querySelectorAll("td.ocell[data-status]"), function (td) {
+      var st = win.getComputedStyle(td);
+      return {source: td.dataset.overviewSource, target: td.dataset.overviewTarget, status: td.dataset.status,
+              background: st.backgroundColor, label: td.textContent};
+    });
+    doc.getElementById("types").scrollIntoView();
     var cells = Array.prototype.map.call(doc.querySelectorAll("td.cell[data-status]"), function (td) {
       var st = win.getComputedStyle(td), r = td.getBoundingClientRect();
       return {source: td.dataset.source, target: td.dataset.target, type: td.dataset.type,
@@ -55,7 +65,8 @@ document.getElementById("report").addEventListener("load", function () {
               background: st.backgroundColor, image: st.backgroundImage, outline: st.outlineStyle,
               left: r.left, top: r.top, width: r.width, height: r.height};
     });
-    out.textContent = JSON.stringify({cells: cells, scripts: doc.querySelectorAll("script").length,
+    out.textContent = JSON.stringify({cells: cells, overview: overview, details: sections.length,
+                                      scripts: doc.querySelectorAll("script").length,
                                       images: doc.querySelectorAll("img").length, title: doc.title});
   } catch (e) {
     out.textContent = "ERROR " + e;
@@ -138,7 +149,7 @@ class DomParser(HTMLParser):
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         self.tags.append(tag)
-        if tag == "td" and "data-status" in a:
+        if tag == "td" and "data-status" in a and "data-type" in a:
             self._cell = dict(a, label="")
             self.cells.append(self._cell)
         if tag == "pre" and a.get("id") == "probe":
@@ -199,7 +210,24 @@ def test_screenshot_is_a_real_picture(browser_run):
     colours = {px for row in rows[::10] for px in row[::10]}
     assert len(colours) > 20  # text, grids and badges, not a blank page
     for status in ("compatible", "incompatible", "error"):
-        assert rgb(R.STATUS_COLOURS[status]) in colours, status  # grid colours are on the first screen
+        assert rgb(R.STATUS_COLOURS[status]) in colours, status  # the overview's colours are on the first screen
+    assert (0xd6, 0x45, 0x41) in colours  # the NOT READY badge
+
+
+def test_decision_comes_first_and_grids_fold(browser_run):
+    dom = browser_run["dom"]
+    order = [dom.index(x) for x in ('id="decision"', 'id="unasked"', 'id="stranded"', 'id="placements"',
+                                    'id="overview"', 'id="types"')]
+    assert order == sorted(order)
+    matrix = browser_run["matrix"]
+    assert browser_run["probe"]["details"] == len(R.type_grids(matrix)) and "<details" in dom
+    overview = {(c["source"], c["target"]): c for c in browser_run["probe"]["overview"]}
+    sources, targets, cells = V.host_overview(matrix)
+    assert set(overview) == set(cells)
+    for key, c in overview.items():
+        assert c["status"] == cells[key]["status"], key
+        r, g, b = rgb(R.STATUS_COLOURS[c["status"]])
+        assert c["background"] == "rgb(%d, %d, %d)" % (r, g, b), c
 
 
 def test_dom_has_every_cell_with_status_and_label(browser_run):
