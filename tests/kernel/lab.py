@@ -13,7 +13,9 @@ own sshd, so Ansible manages it like any host: ``/usr/bin/python3``,
     python3 tests/kernel/lab.py ssh kvm-a -- cat /sys/class/mdev_bus/mtty/mdev_supported_types/mtty-2/migration_version
     python3 tests/kernel/lab.py down         # stop the VMs ``up`` started
 
-Everything is written under ``build/kernel-lab/`` (``KERNEL_LAB_DIR``).
+Everything is written under ``build/kernel-lab/`` (``KERNEL_LAB_DIR``), or under
+``/var/tmp/vfio-migration-lab-<hash>/`` for a checkout below ``/tmp``, ``/run``
+or ``/root``, which the guests cannot see (``default_lab_dir``).
 The pytest fixture ``lab`` (``tests/kernel/conftest.py``) uses ``Lab`` directly.
 """
 
@@ -40,7 +42,37 @@ from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-LAB_DIR = os.environ.get("KERNEL_LAB_DIR") or os.path.join(REPO, "build", "kernel-lab")
+# The guests mount tmpfs over these paths of the shared host root (guest-init.sh):
+# a file below them is invisible inside a guest.
+GUEST_TMPFS = ("/tmp", "/run", "/var/run", "/root", "/dev", "/proc", "/sys")
+
+
+def _hidden_in_guests(path):
+    real = os.path.realpath(path)
+    for top in GUEST_TMPFS:
+        top = os.path.realpath(top)
+        if real == top or real.startswith(top.rstrip("/") + "/"):
+            return True
+    return False
+
+
+def default_lab_dir():
+    """Where the lab builds and runs: ``build/kernel-lab`` of the checkout, when guests see it.
+
+    A checkout under ``/tmp`` or ``/root`` is hidden from the guests (tmpfs), and
+    they load modules the build put there (tests reload ``mtty.ko``): such a
+    checkout gets ``/var/tmp/vfio-migration-lab-<hash of its path>`` instead.
+    ``KERNEL_LAB_DIR`` overrides both.
+    """
+    if os.environ.get("KERNEL_LAB_DIR"):
+        return os.environ["KERNEL_LAB_DIR"]
+    if _hidden_in_guests(REPO):
+        digest = hashlib.sha256(os.path.realpath(REPO).encode()).hexdigest()[:12]
+        return os.path.join("/var/tmp", "vfio-migration-lab-%s" % digest)
+    return os.path.join(REPO, "build", "kernel-lab")
+
+
+LAB_DIR = default_lab_dir()
 PATCH = os.path.join(HERE, "mtty-migration-version.patch")
 GUEST_INIT = os.path.join(HERE, "guest-init.sh")
 SOURCE_TARBALL = "/usr/src/linux-source-6.1.tar.xz"
@@ -210,40 +242,40 @@ class _Lock:
         os.close(self.fd)
 
 
-def pristine_mtty(lab_dir):
+def pristine_mtty(lab_dir, tarball=SOURCE_TARBALL, member=MTTY_MEMBER, subdir="src"):
     """mtty.c extracted (that one file only) from the Debian linux-source tarball; cached."""
-    src_dir = os.path.join(lab_dir, "src")
+    src_dir = os.path.join(lab_dir, subdir)
     dest = os.path.join(src_dir, "mtty.c")
-    st = os.stat(SOURCE_TARBALL)
+    st = os.stat(tarball)
     stamp = os.path.join(src_dir, "mtty.c.from")
-    want = "%s %d %d" % (SOURCE_TARBALL, st.st_size, int(st.st_mtime))
+    want = "%s %d %d" % (tarball, st.st_size, int(st.st_mtime))
     if os.path.exists(dest) and os.path.exists(stamp) and open(stamp).read() == want:
         return dest
     os.makedirs(src_dir, exist_ok=True)
-    log("extracting %s from %s (~15 s)" % (MTTY_MEMBER, SOURCE_TARBALL))
+    log("extracting %s from %s (~15 s)" % (member, tarball))
     with tempfile.TemporaryDirectory(dir=src_dir) as tmp:
-        run(["tar", "-xJf", SOURCE_TARBALL, "-C", tmp, "--occurrence=1", MTTY_MEMBER])
-        shutil.move(os.path.join(tmp, MTTY_MEMBER), dest)
+        run(["tar", "-xJf", tarball, "-C", tmp, "--occurrence=1", member])
+        shutil.move(os.path.join(tmp, member), dest)
     with open(stamp, "w") as f:
         f.write(want)
     return dest
 
 
-def build_mtty(lab_dir, kv):
+def build_mtty(lab_dir, kv, patch_file=PATCH, pristine=None):
     """Patch mtty.c and build it out of tree against /lib/modules/KV/build; cached."""
-    pristine = pristine_mtty(lab_dir)
+    pristine = pristine or pristine_mtty(lab_dir)
     work = os.path.join(lab_dir, "mtty", kv)
     mod_dir = os.path.join(work, "samples", "vfio-mdev")
     ko = os.path.join(mod_dir, "mtty.ko")
     stamp = os.path.join(work, ".stamp")
-    digest = _sha256(pristine, PATCH, extra=kv)
+    digest = _sha256(pristine, patch_file, extra=kv)
     if os.path.exists(ko) and os.path.exists(stamp) and open(stamp).read() == digest:
         return ko
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(mod_dir)
     shutil.copy(pristine, os.path.join(mod_dir, "mtty.c"))
-    log("patching mtty.c with %s" % os.path.relpath(PATCH, REPO))
-    with open(PATCH) as f:
+    log("patching mtty.c with %s" % os.path.relpath(patch_file, REPO))
+    with open(patch_file) as f:
         run(["patch", "-p1", "--no-backup-if-mismatch", "-d", work], stdin=f,
             stdout=subprocess.DEVNULL)
     with open(os.path.join(mod_dir, "Kbuild"), "w") as f:
@@ -417,6 +449,19 @@ def _has_pvh_entry(elf):
     return False
 
 
+def _zstd_payload(data):
+    """The vmlinux of a zstd-compressed bzImage (Debian's 6.12), unpacked by the zstd tool."""
+    off = data.find(b"\x28\xb5\x2f\xfd")
+    if off < 0:
+        raise OSError("no xz or zstd payload")
+    # The frame is followed by the image's size field: zstd complains about the
+    # trailing bytes after writing the whole frame, so the output is judged by itself.
+    proc = subprocess.run(["zstd", "-dc"], input=data[off:], capture_output=True, check=False)
+    if proc.stdout[:4] != b"\x7fELF":
+        raise OSError("zstd payload did not unpack: %s" % proc.stderr.decode(errors="replace")[-200:])
+    return proc.stdout
+
+
 def kernel_image(lab_dir, kv):
     """The kernel qemu boots: the uncompressed vmlinux (PVH entry) when it can be had.
 
@@ -437,10 +482,11 @@ def kernel_image(lab_dir, kv):
         data = f.read()
     off = data.find(b"\xfd7zXZ\x00")
     try:
-        if off < 0:
-            raise lzma.LZMAError("no xz payload")
-        elf = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data[off:])
-    except lzma.LZMAError as exc:
+        if off >= 0:
+            elf = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data[off:])
+        else:
+            elf = _zstd_payload(data)
+    except (lzma.LZMAError, OSError) as exc:
         log("booting %s (no vmlinux: %s)" % (bz, exc))
         return bz
     if not _has_pvh_entry(elf):
