@@ -422,10 +422,28 @@ def host_reach(matrix):
         sig = tuple(sorted((_text(r["mdev_type"]), _text(r["class"]), _text(r.get("source_status")),
                             _text(r.get("reason"))) for r in rows))
         groups.setdefault(sig, []).append((host, rows))
+    best_of = {}  # (class, target) -> best status over the target's parents, computed once
+
+    def status_on(row, target):
+        if row["class"] is None:
+            return M.pair_status(matrix, dict(row, host=None), target)[0]["status"]
+        key = (row["class"], target)
+        if key not in best_of:
+            best_of[key] = M.best_status([v["status"] for v in
+                                          matrix["verdicts"].get(row["class"], {}).get(target) or []])
+        return best_of[key]
+
     out = []
     for members in groups.values():
         rows = members[0][1]
-        per_target = {t: _shared_best(_pair_types(matrix, rows, t))[0] for t in targets}
+        per_target = {}
+        for t in targets:
+            per_type = {}
+            for row in rows:
+                per_type.setdefault(row["mdev_type"], []).append(status_on(row, t))
+            shared = [M.best_status(v) for v in per_type.values()]
+            shared = [x for x in shared if x != E.MISSING_TYPE]
+            per_target[t] = M.best_status(shared) if shared else E.MISSING_TYPE
         counts = dict.fromkeys(E.STATUSES, 0)
         for status in per_target.values():
             counts[status] = counts.get(status, 0) + 1
