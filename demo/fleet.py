@@ -15,6 +15,10 @@ The fleet is made to show every verdict:
   so the operator's policy decides, and says so: h200-1 runs two vGPUs;
   h200-2 has room for one on the same driver and stack; h200-3 runs another
   driver version; h200-4 has an old QEMU. Draining h200-1 strands one vGPU.
+- VFIO PCI functions: vf-1 has an mlx5 VF on the mlx5_vfio_pci variant driver
+  (migration_version 1.0) and a NIC bound to plain vfio-pci, which cannot migrate;
+  vf-2's mlx5 VF (1.1) accepts vf-1's, but vf-2 runs QEMU 7.2, below the
+  policy's minimum, so the driver's yes is gated to unsupported.
 - offline is in the inventory but unreachable.
 
 Every host also gets a root beside its sys/ with a kernel release and a dpkg
@@ -99,10 +103,21 @@ def h200_4(t):
     return {"qemu": "1:7.2+dfsg-7+deb12u13"}
 
 
+def vf_1(t):
+    B.mlx5_vf(t, minor=0)
+    t.pci_device("0000:af:00.0", "0x8086", "0x1572", "vfio-pci", pci_class="0x020000", root_port="pci0000:ae")
+
+
+def vf_2(t):
+    B.mlx5_vf(t, minor=1)
+    return {"qemu": "1:7.2+dfsg-7+deb12u13"}
+
+
 HOSTS = {
     "gpu-a1": gpu_a1, "gpu-a2": gpu_a2, "gpu-b1": gpu_b1, "gpu-slow": gpu_slow, "gpu-flaky": gpu_flaky,
     "igd-1": igd_1, "igd-2": igd_2, "igd-old": igd_old, "s390-1": s390_1, "serial-1": serial_1,
     "h200-1": h200_1, "h200-2": h200_2, "h200-3": h200_3, "h200-4": h200_4,
+    "vf-1": vf_1, "vf-2": vf_2,
 }
 UNREACHABLE = ["offline"]
 

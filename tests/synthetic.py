@@ -16,9 +16,14 @@ def mig(version=None, supported=None, error=None):
             "version": version, "error": error, "self": None, "compatible": None}
 
 
-def facts(parents):
-    """``parents``: ``{parent: {type: (version, available, [uuids])}}``."""
-    out = {"schema_version": 1, "parents": {}, "devices": {}, "physical": {}, "errors": []}
+# A stack that meets the default policy's minimums (kernel 5.18, QEMU 8.1, libvirt 8.6).
+STACK = {"kernel": "6.12.95+deb12-amd64", "qemu": "10.0.2", "libvirt": "11.3.0", "modules": {}, "sources": {}}
+
+
+def facts(parents, stack=None):
+    """``parents``: ``{parent: {type: (version, available, [uuids])}}``; ``stack`` defaults to :data:`STACK`."""
+    out = {"schema_version": 1, "parents": {}, "devices": {}, "physical": {}, "errors": [],
+           "stack": dict(STACK) if stack is None else stack}
     for parent, types in parents.items():
         p = out["parents"][parent] = {"driver": "drv", "types": {}}
         for type_id, (version, avail, devs) in types.items():
@@ -59,7 +64,8 @@ def probe_all(hosts, batches, rule=range_rule):
                 results.append({"id": check["id"], "mdev_type": check["mdev_type"], "parent": parent,
                                 "status": "compatible" if code is None else "incompatible",
                                 "errno": code, "errno_name": {22: "EINVAL", 71: "EPROTO"}.get(code),
-                                "message": None})
+                                "message": "target accepted the source version" if code is None else
+                                "target refused the source version (%s)" % {22: "EINVAL", 71: "EPROTO"}[code]})
         hosts[name]["probe"] = {"changed": False, "results": results}
     return hosts
 

@@ -55,6 +55,22 @@ options:
         O(sysfs_root) is C(/sys).
     type: bool
     default: true
+  check_vfio_capability:
+    description:
+      - Whether to ask the kernel if free VFIO devices can migrate at all, through the merged
+        VFIO uAPI (C(VFIO_DEVICE_FEATURE) with C(GET|MIGRATION) on a device opened through its
+        IOMMU group). The answer is C(vfio_migration) on every mdev type and VFIO PCI function.
+      - A device some process holds open (a VM) is never opened; the kernel's one-opener rule
+        for groups is a second guard (C(EBUSY) is reported as in use, not as an answer). Each
+        check runs in a child process with a time limit of 5 seconds.
+      - C(auto) opens only devices whose driver does nothing on open and close (the C(mtty)
+        sample). C(always) also opens free devices of drivers with effects on open (vfio-pci
+        and its variants reset the function, Intel GVT-g activates the vGPU, NVIDIA starts its
+        vGPU manager, vfio-ccw enables the subchannel). C(never) opens nothing.
+      - Devices are opened only when O(sysfs_root) is C(/sys).
+    type: str
+    choices: [auto, always, never]
+    default: auto
   persist_dir:
     description:
       - Also write the facts as JSON to C(vfio_mdev.fact) in this directory (created with
@@ -141,7 +157,12 @@ ansible_facts:
               C(subsystem_device), C(class), C(driver), C(driver_version), C(numa_node),
               C(iommu_group), C(udev)) and C(types).
             - Each type by type id has C(name), C(description), C(device_api),
-              C(available_instances), C(devices) (instance uuids) and C(migration).
+              C(available_instances), C(devices) (instance uuids), C(migration) and
+              C(vfio_migration).
+            - C(vfio_migration) is the kernel's answer for a free instance of the type (see
+              O(check_vfio_capability)) - C(checked) (an answer was read), C(migratable) (true,
+              false, or null when not known), C(flags) (C(STOP_COPY), C(P2P), C(PRE_COPY)),
+              C(device) (the instance asked), C(in_use), C(errno), C(errno_name), C(message).
             - C(migration) has C(attribute) (C(migration_version), C(version),
               C(migration/self) or null), C(path), C(supported) (true, false, or null when
               a read failed for a reason that tells nothing, such as EACCES),
@@ -184,7 +205,8 @@ ansible_facts:
           description:
             - PCI functions bound to vfio-pci or a vfio-pci variant driver, by PCI address,
               with identity, C(type) (a C(pci-VVVV:DDDD) signature that stands in for the
-              mdev type) and C(migration) at the device node.
+              mdev type), C(migration) at the device node and C(vfio_migration) (as for mdev
+              types; a function bound to plain C(vfio-pci) has C(migratable) false).
           type: dict
           returned: always
         vendor_vgpu:
@@ -272,6 +294,7 @@ def main():
             sysfs_root=dict(type="path", default="/sys"),
             host_root=dict(type="path", default="/"),
             use_udev=dict(type="bool", default=True),
+            check_vfio_capability=dict(type="str", default="auto", choices=["auto", "always", "never"]),
             persist_dir=dict(type="path"),
         ),
         supports_check_mode=True,
@@ -286,7 +309,8 @@ def main():
         return out if rc == 0 else None
 
     facts = gather(module.params["sysfs_root"], use_udev=module.params["use_udev"],
-                   host_root=module.params["host_root"], run=run)
+                   host_root=module.params["host_root"], run=run,
+                   check_vfio_capability=module.params["check_vfio_capability"])
     fact_file, changed = None, False
     if module.params["persist_dir"]:
         fact_file = os.path.join(module.params["persist_dir"], FACT_FILE)

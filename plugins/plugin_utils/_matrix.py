@@ -29,6 +29,7 @@ import json
 from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
 from ansible_collections.vfio.migration.plugins.module_utils._probe import check_problems
 from ansible_collections.vfio.migration.plugins.plugin_utils import _compatible as V
+from ansible_collections.vfio.migration.plugins.plugin_utils import _gates as G
 from ansible_collections.vfio.migration.plugins.plugin_utils import _policy as P
 
 SCHEMA_VERSION = 1
@@ -102,9 +103,14 @@ def source_entries(host, facts):
                                  self=None, supported=True, reason=None))
     for bdf, fn in sorted((facts.get("physical") or {}).items()):
         mig = fn.get("migration") or {}
+        cls = _class_of(mig)
+        if fn.get("driver") == G.PLAIN_VFIO_PCI:
+            cls = {"key": None, "version": None, "self": None, "supported": False, "no_attribute": False,
+                   "reason": "bound to plain vfio-pci, which has no migration driver", "source_status": E.UNSUPPORTED,
+                   "reason_evidence": "vfio"}
         rows.append(dict({"host": host, "parent": bdf, "mdev_type": fn.get("type"), "kind": "physical",
                           "available_instances": 1, "devices": [bdf], "type_name": None,
-                          "driver_version": fn.get("driver_version")}, **_class_of(mig)))
+                          "driver_version": fn.get("driver_version")}, **cls))
     rows.extend(vgpu_entries(host, facts))
     return rows
 
@@ -159,35 +165,43 @@ def class_id(key):
 def build_classes(hosts, policy=None):
     """Group every source row into classes. Returns ``(classes, rows)``.
 
-    ``classes`` maps class id -> ``{id, mdev_type, version, self, kind, evidence,
-    sources}``. Sources the driver cannot be asked about (no attribute at all,
-    vendor-VFIO vGPUs) form ``policy`` classes when ``policy`` is enabled, keyed
-    by what the policy looks at; other unsupported sources get no class (their
-    rows carry ``reason``).
+    ``classes`` maps class id -> ``{id, check, mdev_type, version, self, kind,
+    evidence, source_gate, sources}``. A class is what a target's verdict
+    depends on: the version the driver is asked about (``check`` names the
+    probe check, shared by classes with one version) and the source side's
+    gates (:mod:`_gates`: stack minimums, the kernel's migration capability).
+    Sources the driver cannot be asked about (no attribute at all, vendor-VFIO
+    vGPUs) form ``policy`` classes when ``policy`` is enabled, keyed by what
+    the policy looks at; other unsupported sources get no class (their rows
+    carry ``reason``).
     """
+    policy = P.normalize(policy)
     classes, rows, ids = {}, [], {}
-    use_policy = bool(policy and policy.get("enabled"))
     for host in sorted(hosts):
         h = hosts[host]
         if h.get("state") != "ok" or not h.get("facts"):
             continue
-        stack = _stack(h["facts"])
-        for row in source_entries(host, h["facts"]):
+        facts = h["facts"]
+        stack = _stack(facts)
+        stack_gate = G.stack_reasons(policy, facts, "source")
+        for row in source_entries(host, facts):
             row["class"] = None
             if row["supported"]:
-                key, evidence = row["key"] or "v:%s\x00%s" % (row["mdev_type"], row["version"]), "driver"
-            elif use_policy and row.get("no_attribute"):
+                base, evidence = row["key"] or "v:%s\x00%s" % (row["mdev_type"], row["version"]), "driver"
+            elif policy["enabled"] and row.get("no_attribute"):
                 side = {"type_name": row.get("type_name"), "driver_version": row.get("driver_version"),
                         "stack": stack}
-                key, evidence = "p:" + json.dumps([row["kind"], row["mdev_type"], side], sort_keys=True), "policy"
+                base, evidence = "p:" + json.dumps([row["kind"], row["mdev_type"], side], sort_keys=True), "policy"
             else:
                 rows.append(row)
                 continue
+            gate = stack_gate + G.capability_reasons(facts, row["kind"], row["parent"], row["mdev_type"], "source")
+            key = base + ("\x00gate:" + json.dumps(G.key(gate)) if gate else "")
             if key not in ids:
                 ids[key] = class_id(key)
-                classes[ids[key]] = {"id": ids[key], "mdev_type": row["mdev_type"], "version": row["version"],
-                                     "self": row["self"], "kind": row["kind"], "evidence": evidence,
-                                     "sources": []}
+                classes[ids[key]] = {"id": ids[key], "check": class_id(base), "mdev_type": row["mdev_type"],
+                                     "version": row["version"], "self": row["self"], "kind": row["kind"],
+                                     "evidence": evidence, "source_gate": gate, "sources": []}
                 if evidence == "policy":
                     classes[ids[key]]["policy_source"] = side
             row["class"] = ids[key]
@@ -222,10 +236,6 @@ def offered_types(facts):
     return out
 
 
-def _sole_source(c):
-    return c["sources"][0] if len(c["sources"]) == 1 else None
-
-
 def probe_refusal(c):
     """Why the probe would refuse to write this class's version (None when it would write it).
 
@@ -233,25 +243,42 @@ def probe_refusal(c):
     left out of every batch and judged ``error`` instead (one hostile source
     must not blank a target's other verdicts).
     """
-    problems = check_problems({"id": c["id"], "mdev_type": c["mdev_type"], "version": c["version"]})
+    problems = check_problems({"id": c["check"], "mdev_type": c["mdev_type"], "version": c["version"]})
     return "; ".join(problems) or None
+
+
+def checks(classes):
+    """The probe checks behind ``classes``: ``{check id: (check, its sources)}``.
+
+    Classes that differ only in their source side's gates share one check: a
+    target is asked once per (type, version), never once per class or host.
+    """
+    out = {}
+    for c in classes.values():
+        if c["version"] is None or c["evidence"] != "driver":
+            continue
+        got = out.get(c["check"])
+        if got is None:
+            got = out[c["check"]] = ({"id": c["check"], "mdev_type": c["mdev_type"], "version": c["version"]}, set())
+        got[1].update(c["sources"])
+    return out
 
 
 @_without_gc
 def probe_batches(hosts):
-    """One batch of checks per reachable target: every version class whose type it offers.
+    """One batch of checks per reachable target: every version check whose type it offers.
 
-    A class whose only source is the target itself is left out (a host does not
+    A check whose only source is the target itself is left out (a host does not
     migrate to itself). Layout classes need no write and are left out too, and
-    so are classes the probe would refuse (see :func:`probe_refusal`). The
+    so are versions the probe would refuse (see :func:`probe_refusal`). The
     check dicts are shared between batches; nothing changes them.
     """
-    classes = build_classes(hosts)[0]
     by_type = {}
-    for cid, c in sorted(classes.items(), key=lambda kv: (kv[1]["version"] or "", kv[0])):
-        if c["version"] is not None and probe_refusal(c) is None:
-            check = {"id": cid, "mdev_type": c["mdev_type"], "version": c["version"]}
-            by_type.setdefault(c["mdev_type"], []).append((check, _sole_source(c)))
+    for cid, (check, sources) in sorted(checks(build_classes(hosts)[0]).items(),
+                                        key=lambda kv: (kv[1][0]["version"], kv[0])):
+        if not check_problems(check):
+            solo = next(iter(sources)) if len(sources) == 1 else None
+            by_type.setdefault(check["mdev_type"], []).append((check, solo))
     order = sorted(by_type)
     batches = {}
     for host in sorted(hosts):
@@ -266,12 +293,19 @@ def probe_batches(hosts):
 
 # -- verdicts -------------------------------------------------------------------
 
-def _verdict(parent, status, message=None, errno=None, errno_name=None, evidence="none", available=None):
+def _verdict(parent, status, message=None, errno=None, errno_name=None, evidence="none", available=None,
+             reasons=None):
+    """One cell's verdict. ``reasons`` lists every piece of evidence that applies (see ``_gates``)."""
+    if reasons is None:
+        reason = {"evidence": evidence, "status": status, "message": message}
+        if errno_name:
+            reason["errno_name"] = errno_name
+        reasons = [reason]
     return {"parent": parent, "status": status, "message": message, "errno": errno, "errno_name": errno_name,
-            "evidence": evidence, "available_instances": available}
+            "evidence": evidence, "available_instances": available, "reasons": list(reasons)}
 
 
-def _layout_verdicts(c, facts, offered):
+def _layout_verdicts(c, facts, offered, shared):
     """Match a source's ``migration/self`` against each target parent's ``compatible``."""
     out = []
     for parent in sorted(offered):
@@ -279,35 +313,35 @@ def _layout_verdicts(c, facts, offered):
         t = ((facts.get("parents") or {}).get(parent) or {}).get("types", {}).get(c["mdev_type"]) or {}
         compat = (t.get("migration") or {}).get("compatible")
         if compat is None:
-            out.append(_verdict(parent, E.UNSUPPORTED, "target publishes no migration/compatible for this type",
-                                evidence="driver", available=avail))
+            out.append(shared.verdict(parent, E.UNSUPPORTED, "target publishes no migration/compatible for this type",
+                                      evidence="driver", available=avail))
             continue
         try:
             m = V.compatible_match(c["self"], compat)
         except ValueError as exc:
-            out.append(_verdict(parent, E.ERROR, "target's migration/compatible is malformed: %s" % exc,
-                                available=avail))
+            out.append(shared.verdict(parent, E.ERROR, "target's migration/compatible is malformed: %s" % exc,
+                                      available=avail))
             continue
         if m["match"]:
-            out.append(_verdict(parent, E.COMPATIBLE, "source migration/self matches compatible block %s"
-                                % m["block"], evidence="driver", available=avail))
+            out.append(shared.verdict(parent, E.COMPATIBLE, "source migration/self matches compatible block %s"
+                                      % m["block"], evidence="driver", available=avail))
         else:
-            out.append(_verdict(parent, E.INCOMPATIBLE, "; ".join(m["reasons"]) or "no compatible block matches",
-                                evidence="driver", available=avail))
+            out.append(shared.verdict(parent, E.INCOMPATIBLE, "; ".join(m["reasons"]) or "no compatible block matches",
+                                      evidence="driver", available=avail))
     return out
 
 
-def _policy_verdicts(c, facts, offered, policy):
-    """Apply the operator's policy to each target parent offering the type."""
+def _policy_verdicts(c, offered, policy, shared):
+    """Apply the operator's policy (type and driver) to each target parent offering the type."""
     out = []
     for parent in sorted(offered):
         o = offered[parent]
-        target = {"type_name": o["type_name"], "driver_version": o["driver_version"], "stack": _stack(facts)}
+        target = {"type_name": o["type_name"], "driver_version": o["driver_version"]}
         try:
             status, message = P.check(policy, c["policy_source"], target)
         except P.PolicyError as exc:
             status, message = E.ERROR, "policy cannot be applied: %s" % exc
-        out.append(_verdict(parent, status, message, evidence="policy", available=o["available"]))
+        out.append(shared.verdict(parent, status, message, evidence="policy", available=o["available"]))
     return out
 
 
@@ -334,6 +368,7 @@ class _Shared(object):
     def __init__(self):
         self.made = {}  # (parent, status, message, errno, errno_name, evidence, available) -> verdict
         self._lists = {}
+        self._gated = {}  # (id of a verdict list, gate key per parent) -> gated list
 
     def verdict(self, parent, status, message=None, errno=None, errno_name=None, evidence="none", available=None):
         key = (parent, status, message, errno, errno_name, evidence, available)
@@ -353,25 +388,41 @@ class _Shared(object):
         return self.verdicts([self.verdict(p, status, message, evidence=evidence, available=offered[p]["available"])
                               for p in sorted(offered)])
 
+    def gated(self, verdicts, gates_of):
+        """``verdicts`` with each parent's gates applied (``gates_of(parent)`` -> reasons)."""
+        gates = [gates_of(v["parent"]) if v["parent"] is not None else [] for v in verdicts]
+        if not any(gates):
+            return verdicts
+        key = (id(verdicts), tuple(G.key(g) for g in gates))
+        got = self._gated.get(key)
+        if got is None:
+            out = []
+            for v, g in zip(verdicts, gates):
+                if not g:
+                    out.append(v)
+                    continue
+                status, evidence, message, reasons = G.apply(v, g)
+                out.append(_verdict(v["parent"], status, message, v["errno"], v["errno_name"], evidence,
+                                    v["available_instances"], reasons))
+            got = self._gated[key] = self.verdicts(out)
+        return got
+
 
 def _probed_verdicts(results, offered, type_of, shared):
-    """``{class id: [verdict per parent]}`` from one target's probe results.
+    """``{check id: [verdict per parent]}`` from one target's probe results.
 
-    ``offered`` is the target's :func:`offered_types`, ``type_of`` maps class ids to types.
+    ``offered`` is the target's :func:`offered_types`, ``type_of`` maps check ids to types.
     """
-    by_id, made = {}, shared.made
+    by_id = {}
     for r in results:
         status = r.get("status")
         if status not in _STATUSES:
             status = E.ERROR
         parent = r.get("parent")
         slot = (offered.get(type_of.get(r.get("id"))) or {}).get(parent)
-        key = (parent, status, r.get("message"), r.get("errno"), r.get("errno_name"),
-               "driver" if status in _DRIVER_EVIDENCE else "none", slot["available"] if slot else None)
-        v = made.get(key)
-        if v is None:
-            v = made[key] = _verdict(*key)
-        by_id.setdefault(r.get("id"), []).append(v)
+        by_id.setdefault(r.get("id"), []).append(shared.verdict(
+            parent, status, r.get("message"), r.get("errno"), r.get("errno_name"),
+            "driver" if status in _DRIVER_EVIDENCE else "none", slot["available"] if slot else None))
     for cid, vs in by_id.items():
         if len(vs) > 1:
             vs.sort(key=lambda v: v["parent"] or "")
@@ -379,35 +430,66 @@ def _probed_verdicts(results, offered, type_of, shared):
     return by_id
 
 
-def target_verdicts(c, target, h, policy=None, offered_by_host=None, shared=None, probed=None, refusal=None):
-    """Verdicts of one target host (a list, one per parent) for one class.
+class _Target(object):
+    """What one target host contributes to every class's verdict, computed once."""
 
-    ``probed`` is the target's :func:`_probed_verdicts` (computed here when not given).
+    def __init__(self, name, h, policy, type_of, shared):
+        self.name, self.h, self.policy = name, h, policy
+        self.ok = h.get("state") == "ok" and bool(h.get("facts"))
+        self.offered, self.probed, self.unusable = {}, None, None
+        self._gates = {}
+        if self.ok:
+            facts = h["facts"]
+            self.offered = offered_types(facts)
+            self.unusable = _probe_unusable(h.get("probe"))
+            if not self.unusable:
+                self.probed = _probed_verdicts(h["probe"]["results"], self.offered, type_of, shared)
+            self.stack_gate = G.stack_reasons(policy, facts, "target")
+            self.kinds = {bdf: "physical" for bdf in facts.get("physical") or {}}
+            self.kinds.update((p, "mdev") for p in facts.get("parents") or {})
+
+    def gates(self, mdev_type):
+        """``parent -> reasons`` for the target side of ``mdev_type``."""
+        got = self._gates.get(mdev_type)
+        if got is None:
+            facts = self.h["facts"]
+            per = {}
+            for parent in self.offered.get(mdev_type) or {}:
+                kind = self.kinds.get(parent, "vgpu")
+                per[parent] = self.stack_gate + G.capability_reasons(facts, kind, parent, mdev_type, "target")
+            got = self._gates[mdev_type] = per
+        return got
+
+
+def target_verdicts(c, target, shared, policy, refusal=None):
+    """Verdicts of one target host (a list, one per parent) for one class: the one verdict path.
+
+    ``target`` is a :class:`_Target`. The base verdict comes from the evidence
+    the class has (the driver's probe answer, the target's ``migration/compatible``
+    or the policy); the gates of both sides (:mod:`_gates`) then apply.
     """
-    shared = shared or _Shared()
-    if h.get("state") != "ok" or not h.get("facts"):
+    h = target.h
+    if not target.ok:
         why = "target %s: %s" % (h.get("state") or "not gathered", h.get("reason") or "no facts")
         return shared.verdicts([shared.verdict(None, E.UNKNOWN, why)])
-    types = offered_by_host[target] if offered_by_host is not None else offered_types(h["facts"])
-    offered = types.get(c["mdev_type"])
+    offered = target.offered.get(c["mdev_type"])
     if not offered:
         return shared.verdicts([shared.verdict(None, E.MISSING_TYPE, "target offers no %s" % c["mdev_type"],
                                                evidence=c.get("evidence", "driver"))])
     if c.get("evidence") == "policy":
-        return _policy_verdicts(c, h["facts"], offered, policy or P.normalize(None))
-    if c["version"] is None:
-        return _layout_verdicts(c, h["facts"], offered)
-    if refusal:
-        return shared.per_parent(offered, E.ERROR, "not probed: the probe refuses this source version (%s)" % refusal)
-    why = _probe_unusable(h.get("probe"))
-    if why:
-        return shared.per_parent(offered, E.UNKNOWN, "target not probed: %s" % why)
-    if probed is None:
-        probed = _probed_verdicts(h["probe"]["results"], types, {c["id"]: c["mdev_type"]}, shared)
-    got = probed.get(c["id"])
-    if not got:
-        return shared.per_parent(offered, E.UNKNOWN, "target not probed for this class")
-    return got
+        base = shared.verdicts(_policy_verdicts(c, offered, policy, shared))
+    elif c["version"] is None:
+        base = shared.verdicts(_layout_verdicts(c, h["facts"], offered, shared))
+    elif refusal:
+        base = shared.per_parent(offered, E.ERROR, "not probed: the probe refuses this source version (%s)" % refusal)
+    elif target.unusable:
+        base = shared.per_parent(offered, E.UNKNOWN, "target not probed: %s" % target.unusable)
+    else:
+        base = target.probed.get(c["check"]) or shared.per_parent(offered, E.UNKNOWN,
+                                                                  "target not probed for this class")
+    per_parent = target.gates(c["mdev_type"])
+    source_gate = c.get("source_gate") or []
+    return shared.gated(base, lambda parent: source_gate + per_parent.get(parent, []))
 
 
 @_without_gc
@@ -415,43 +497,25 @@ def compat_matrix(hosts, policy=None):
     """The fleet matrix: hosts, classes, source rows and class x target verdicts.
 
     ``policy`` (see ``_policy.DEFAULT_POLICY``) decides sources whose driver
-    cannot be asked; ``{"enabled": false}`` leaves them ``unsupported``.
+    cannot be asked and sets the stack minimums that gate every verdict;
+    ``{"enabled": false}`` leaves attribute-less sources ``unsupported``.
     Identical verdicts (and verdict lists) are one shared object.
     """
     policy = P.normalize(policy)
     classes, rows = build_classes(hosts, policy)
     shared = _Shared()
-    targets = sorted(hosts)
-    type_of = {cid: c["mdev_type"] for cid, c in classes.items()}
-    # (id, class, sole source, list when the target lacks the type, refusal) and whether the
-    # class takes the fast path (a driver-judged version the probe writes)
-    order = []
-    for cid, c in classes.items():
-        refusal = probe_refusal(c) if c["version"] is not None else None
-        missing = shared.verdicts([shared.verdict(None, E.MISSING_TYPE, "target offers no %s" % c["mdev_type"],
-                                                  evidence=c.get("evidence", "driver"))])
-        fast = c.get("evidence") != "policy" and c["version"] is not None and not refusal
-        order.append((cid, c, _sole_source(c), missing, refusal, fast))
+    type_of = {c["check"]: c["mdev_type"] for c in classes.values()}
+    order = [(cid, c, c["sources"][0] if len(c["sources"]) == 1 else None,
+              probe_refusal(c) if c["version"] is not None and c["evidence"] == "driver" else None)
+             for cid, c in classes.items()]
     verdicts = {cid: {} for cid in classes}
-    for target in targets:
-        h = hosts[target]
-        offered, probed = None, None
-        if h.get("state") == "ok" and h.get("facts"):
-            offered = offered_types(h["facts"])
-            if not _probe_unusable(h.get("probe")):
-                probed = _probed_verdicts(h["probe"]["results"], offered, type_of, shared)
-        for cid, c, solo, missing, refusal, fast in order:
-            if solo == target:
-                continue
-            if probed is not None and fast:
-                parents = offered.get(c["mdev_type"])
-                got = probed.get(cid) if parents else missing
-                verdicts[cid][target] = got or shared.per_parent(parents, E.UNKNOWN, "target not probed for this class")
-            else:
-                verdicts[cid][target] = target_verdicts(c, target, h, policy, {target: offered}, shared, probed,
-                                                        refusal)
+    for name in sorted(hosts):
+        target = _Target(name, hosts[name], policy, type_of, shared)
+        for cid, c, solo, refusal in order:
+            if solo != name:
+                verdicts[cid][name] = target_verdicts(c, target, shared, policy, refusal)
     host_table = {}
-    for name in targets:
+    for name in sorted(hosts):
         h = hosts[name]
         host_table[name] = {"state": h.get("state") or "unknown", "reason": h.get("reason"),
                             "probed": bool(h.get("probe") and "results" in h["probe"])}
@@ -464,8 +528,9 @@ def pair_status(matrix, row, target):
     if row["host"] == target:
         return []
     if row["class"] is None:
-        return [_verdict(None, row.get("source_status", E.UNSUPPORTED), row["reason"], evidence="driver"
-                         if row.get("source_status", E.UNSUPPORTED) == E.UNSUPPORTED else "none")]
+        status = row.get("source_status", E.UNSUPPORTED)
+        return [_verdict(None, status, row["reason"], evidence=row.get("reason_evidence") or (
+            "driver" if status == E.UNSUPPORTED else "none"))]
     per = matrix["verdicts"][row["class"]]
     if target not in per:  # only possible for a class whose sole source is this target
         return []
@@ -487,7 +552,8 @@ def expand_cells(matrix):
                     "source_devices": row["devices"], "class": row["class"],
                     "target_host": target, "target_parent": v["parent"], "status": v["status"],
                     "evidence": v["evidence"], "errno": v["errno"], "errno_name": v["errno_name"],
-                    "message": v["message"], "target_available_instances": v["available_instances"],
+                    "message": v["message"], "reasons": v.get("reasons") or [],
+                    "target_available_instances": v["available_instances"],
                     "layout": c is not None and c.get("evidence") == "driver" and c["version"] is None,
                 })
     return cells

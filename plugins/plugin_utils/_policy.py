@@ -70,48 +70,95 @@ def normalize(policy):
     return merged
 
 
-def check(policy, source, target):
-    """Apply the policy to one source and one target side.
+def _reason(status, message, evidence="policy"):
+    return {"evidence": evidence, "status": status, "message": message}
 
-    Each side is ``{"type_name", "driver_version", "stack": {kernel, qemu, libvirt}}``.
-    Returns ``(status, message)``: ``compatible``, ``incompatible`` (with every
-    mismatch named) or ``unknown`` (a fact the policy needs was not found).
-    """
-    mismatches, missing = [], []
+
+def type_check(source, target):
+    """Type names must match (when both are known): ``[]`` or one ``incompatible`` reason."""
     sname, tname = source.get("type_name"), target.get("type_name")
     if sname and tname and sname != tname:
-        mismatches.append("type name differs: target %r, source %r" % (tname, sname))
+        return [_reason("incompatible", "type name differs: target %r, source %r" % (tname, sname))]
+    return []
+
+
+def driver_check(policy, source, target):
+    """The vGPU host driver versions under the policy's mode and bounds: a list of reasons.
+
+    ``incompatible`` for every mismatch, ``unknown`` for every version the
+    policy needs and the facts lack; ``[]`` when the drivers pass.
+    """
+    out = []
     sdrv, tdrv = source.get("driver_version"), target.get("driver_version")
     mode = policy["driver_version"]
     if mode != "any" or policy["driver_version_min"] or policy["driver_version_max"]:
         for side, v in (("source", sdrv), ("target", tdrv)):
             if not v:
-                missing.append("driver version not known on %s" % side)
+                out.append(_reason("unknown", "driver version not known on %s" % side))
     if sdrv and tdrv:
         if mode == "equal" and sdrv != tdrv:
-            mismatches.append("target driver %s, source %s" % (tdrv, sdrv))
+            out.append(_reason("incompatible", "target driver %s, source %s" % (tdrv, sdrv)))
         elif mode == "branch" and version_key(sdrv)[:1] != version_key(tdrv)[:1]:
-            mismatches.append("target driver branch %s, source %s" % (tdrv, sdrv))
+            out.append(_reason("incompatible", "target driver branch %s, source %s" % (tdrv, sdrv)))
     for side, v in (("source", sdrv), ("target", tdrv)):
         if not v:
             continue
         if policy["driver_version_min"] and _cmp(v, policy["driver_version_min"]) < 0:
-            mismatches.append("%s driver %s < %s" % (side, v, policy["driver_version_min"]))
+            out.append(_reason("incompatible", "%s driver %s < %s" % (side, v, policy["driver_version_min"])))
         if policy["driver_version_max"] and _cmp(v, policy["driver_version_max"]) > 0:
-            mismatches.append("%s driver %s > %s" % (side, v, policy["driver_version_max"]))
+            out.append(_reason("incompatible", "%s driver %s > %s" % (side, v, policy["driver_version_max"])))
+    return out
+
+
+def stack_check(policy, stack, side):
+    """The stack minimums on one side (``source`` or ``target``): a list of reasons.
+
+    A version below its minimum is ``unsupported`` (that side cannot migrate a
+    VFIO device at all, whatever the driver says); a version the facts lack is
+    ``unknown``. These gate every verdict, driver evidence included.
+    """
+    out = []
+    stack = stack or {}
     for key, label in STACK_LABELS:
         need = policy["min_%s" % key]
         if not need:
             continue
-        for side, stack in (("source", source.get("stack") or {}), ("target", target.get("stack") or {})):
-            have = stack.get(key)
-            if not have:
-                missing.append("%s version not known on %s" % (label, side))
-            elif _cmp(have, need) < 0:
-                mismatches.append("%s %s < %s on %s" % (label, ".".join(map(str, version_key(have))), need, side))
+        have = stack.get(key)
+        if not have:
+            out.append(_reason("unknown", "%s version not known on %s" % (label, side)))
+            continue
+        try:
+            low = _cmp(have, need) < 0
+        except PolicyError:
+            out.append(_reason("unknown", "%s version %r on %s is not a version" % (label, have, side)))
+            continue
+        if low:
+            out.append(_reason("unsupported", "%s %s < %s on %s"
+                               % (label, ".".join(map(str, version_key(have))), need, side)))
+    return out
+
+
+def check(policy, source, target):
+    """The policy's own verdict for a source without a driver attribute (type and driver only).
+
+    Each side is ``{"type_name", "driver_version"}``. Returns ``(status, message)``:
+    ``compatible``, ``incompatible`` (every mismatch named) or ``unknown`` (a
+    fact the policy needs was not found). The stack minimums are not part of
+    it: :func:`stack_check` gates every verdict, this one included.
+    """
+    reasons = type_check(source, target) + driver_check(policy, source, target)
+    mismatches = [r["message"] for r in reasons if r["status"] == "incompatible"]
     if mismatches:
         return "incompatible", "policy: " + "; ".join(mismatches)
+    missing = [r["message"] for r in reasons if r["status"] == "unknown"]
     if missing:
         return "unknown", "policy cannot decide: " + "; ".join(missing)
-    return "compatible", "policy: same type, driver %s on both%s" % (
-        tdrv or "unchecked", ", stack minimums met" if any(policy["min_%s" % k] for k, label in STACK_LABELS) else "")
+    mode = policy["driver_version"]
+    sdrv, tdrv = source.get("driver_version"), target.get("driver_version")
+    if mode == "equal":
+        drivers = "driver %s on both" % tdrv
+    elif mode == "branch":
+        drivers = "drivers %s and %s on one branch" % (sdrv, tdrv) if sdrv != tdrv else "driver %s on both" % tdrv
+    else:
+        drivers = "driver versions not compared"
+    return "compatible", "policy: same type, %s" % drivers

@@ -116,12 +116,40 @@ def test_policy_cells_say_they_rest_on_policy(demo):
     g = demo["grid"]
     assert g[("h200-1", "NVIDIA H200X-1-18C", "h200-2")] == ("compatible", "policy")
     assert g[("h200-1", "NVIDIA H200X-1-18C", "h200-3")] == ("incompatible", "policy")
-    assert g[("h200-1", "NVIDIA H200X-1-18C", "h200-4")] == ("incompatible", "policy")
+    # QEMU 7.2 on h200-4 is below the policy's minimum: a gate, so unsupported, the policy's own yes kept
+    assert g[("h200-1", "NVIDIA H200X-1-18C", "h200-4")] == ("unsupported", "policy")
     matrix = json.loads((demo["report"] / "matrix.json").read_text())
     msgs = {c["target_host"]: c["message"] for c in matrix["cells"]
             if c["source_host"] == "h200-1" and c["target_host"] in ("h200-3", "h200-4")}
     assert msgs == {"h200-3": "policy: target driver 550.54.14, source 550.90.07",
-                    "h200-4": "policy: QEMU 7.2 < 8.1 on target"}
+                    "h200-4": "QEMU 7.2 < 8.1 on target; policy: same type, driver 550.90.07 on both"}
+
+
+def cells_of(demo, **match):
+    matrix = json.loads((demo["report"] / "matrix.json").read_text())
+    return [c for c in matrix["cells"] if all(c[k] == v for k, v in match.items())]
+
+
+def test_old_qemu_gates_a_driver_yes(demo):
+    """vf-2's mlx5 driver accepts vf-1's 1.0, but vf-2's QEMU 7.2 cannot migrate VFIO devices."""
+    (c,) = cells_of(demo, source_host="vf-1", target_host="vf-2", mdev_type="pci-15b3:101e")
+    assert (c["status"], c["evidence"], c["errno"]) == ("unsupported", "policy", None)
+    assert c["message"] == "QEMU 7.2 < 8.1 on target; target accepted the source version"
+    assert c["reasons"] == [
+        {"evidence": "policy", "status": "unsupported", "message": "QEMU 7.2 < 8.1 on target"},
+        {"evidence": "driver", "status": "compatible", "message": "target accepted the source version"}]
+    # the other way the driver refuses (1.1 is newer than 1.0): still a refusal, with the source's QEMU named too
+    (back,) = cells_of(demo, source_host="vf-2", target_host="vf-1", mdev_type="pci-15b3:101e")
+    assert (back["status"], back["evidence"], back["errno_name"]) == ("incompatible", "driver", "EINVAL")
+    assert "QEMU 7.2 < 8.1 on source" in back["message"]
+
+
+def test_plain_vfio_pci_cannot_migrate(demo):
+    cells = cells_of(demo, source_host="vf-1", source_parent="0000:af:00.0")
+    assert cells and {(c["status"], c["evidence"], c["message"]) for c in cells} == {
+        ("unsupported", "vfio", "bound to plain vfio-pci, which has no migration driver")}
+    facts_cap = {c["target_host"] for c in cells}
+    assert facts_cap == set(HOSTS) - {"vf-1"} | set(UNREACHABLE)
 
 
 def test_unreachable_and_faulty_hosts_are_never_verdicts(demo):
@@ -148,7 +176,7 @@ def test_demo_plan_places_and_strands_with_reasons(demo):
     assert "every compatible target is full: h200-2/0000:41:00.0" == stranded["0000:41:00.2"]["reason"]
     details = "\n".join(stranded["0000:41:00.2"]["details"])
     assert "h200-3: incompatible - policy: target driver 550.54.14, source 550.90.07" in details
-    assert "h200-4: incompatible - policy: QEMU 7.2 < 8.1 on target" in details
+    assert "h200-4: unsupported - QEMU 7.2 < 8.1 on target; policy: same type, driver 550.90.07 on both" in details
     assert "offline: unknown" in details
     assert "vfio.migration reports:" in demo["stdout"]
 

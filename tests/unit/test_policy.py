@@ -50,21 +50,33 @@ def test_driver_range():
 @pytest.mark.parametrize("key,low,label", [("qemu", "7.2", "QEMU 7.2 < 8.1"), ("libvirt", "8.0.0", "libvirt 8.0.0 < 8.6"),
                                            ("kernel", "5.15.0-91-generic", "kernel 5.15.0 < 5.18")])
 def test_stack_minimums_name_the_side(key, low, label):
-    status, msg = verdict(target=side(**{key: low}))
-    assert status == "incompatible" and label + " on target" in msg
-    status, msg = verdict(source=side(**{key: low}))
-    assert label + " on source" in msg
+    pol = P.normalize(None)
+    assert P.stack_check(pol, dict(STACK, **{key: low}), "target") == [
+        {"evidence": "policy", "status": "unsupported", "message": label + " on target"}]
+    assert P.stack_check(pol, dict(STACK, **{key: low}), "source")[0]["message"] == label + " on source"
+    assert P.stack_check(pol, STACK, "source") == []
+    # the stack is a gate, not part of the policy's own verdict
+    assert verdict(target=side(**{key: low}))[0] == "compatible"
 
 
 def test_unknown_facts_give_unknown_never_a_guess():
-    status, msg = verdict(target=side(qemu=None))
-    assert status == "unknown" and "QEMU version not known on target" in msg
+    assert P.stack_check(P.normalize(None), dict(STACK, qemu=None), "target") == [
+        {"evidence": "policy", "status": "unknown", "message": "QEMU version not known on target"}]
     status, msg = verdict(target=side(driver=None))
     assert status == "unknown" and "driver version not known on target" in msg
 
 
 def test_minimums_can_be_switched_off():
-    assert verdict({"min_qemu": None}, target=side(qemu=None))[0] == "compatible"
+    assert P.stack_check(P.normalize({"min_qemu": None}), dict(STACK, qemu=None), "target") == []
+
+
+def test_compatible_message_names_what_was_compared():
+    """Under branch or any the versions may differ: the message must not say "on both"."""
+    assert verdict()[1] == "policy: same type, driver 550.90.07 on both"
+    msg = verdict({"driver_version": "branch"}, side(driver="550.54.14"), side(driver="550.90.05"))[1]
+    assert msg == "policy: same type, drivers 550.54.14 and 550.90.05 on one branch"
+    msg = verdict({"driver_version": "any"}, side(driver="535.1"), side(driver="550.90.05"))[1]
+    assert msg == "policy: same type, driver versions not compared"
 
 
 @pytest.mark.parametrize("bad", [{"driver_version": "newest"}, {"min_qemu": "eight"}, {"nosuch": 1}, "equal"])
@@ -97,7 +109,10 @@ def test_vendor_vfio_vgpus_are_decided_by_policy_with_capacity():
     v = {t: m["verdicts"][cls[0]["id"]][t][0] for t in ("same", "newer", "oldqemu")}
     assert (v["same"]["status"], v["same"]["evidence"], v["same"]["available_instances"]) == ("compatible", "policy", 1)
     assert v["newer"]["message"] == "policy: target driver 550.90.09, source 550.90.07"
-    assert v["oldqemu"]["message"] == "policy: QEMU 7.2 < 8.1 on target"
+    # the stack gates the policy's verdict: unsupported, with the policy's own answer kept
+    assert (v["oldqemu"]["status"], v["oldqemu"]["evidence"]) == ("unsupported", "policy")
+    assert v["oldqemu"]["message"] == "QEMU 7.2 < 8.1 on target; policy: same type, driver 550.90.07 on both"
+    assert [r["status"] for r in v["oldqemu"]["reasons"]] == ["unsupported", "compatible"]
     plan = M.drain_plan(m, ["src"])
     # one free slot on "same": one VF placed, the other stranded with each reason named
     assert [p["target_host"] for p in plan["placements"]] == ["same"]

@@ -1,0 +1,101 @@
+# -*- coding: utf-8 -*-
+# Copyright: vfio.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Gates: what must hold on each side before any verdict can be ``compatible``.
+
+A driver that accepts a source's version says only that its device state would
+load. The migration still fails when either side cannot migrate a VFIO device
+at all: a stack below the policy's minimums (kernel, QEMU, libvirt), a device
+whose driver offers no VFIO migration (the kernel's ``VFIO_DEVICE_FEATURE
+MIGRATION`` answer, read by ``mdev_facts``), or a PCI function bound to plain
+``vfio-pci``. Each gate gives *reasons*::
+
+    {"evidence": "policy" | "vfio", "status": "unsupported" | "unknown", "message": str}
+
+and :func:`apply` turns a ``compatible`` verdict into ``unsupported`` (a gate
+says no) or ``unknown`` (a gate lacks a fact), keeping the driver's own
+answer, errno included, among the cell's reasons.
+"""
+
+from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
+from ansible_collections.vfio.migration.plugins.plugin_utils import _policy as P
+
+PLAIN_VFIO_PCI = "vfio-pci"
+
+
+def _reason(evidence, status, message):
+    return {"evidence": evidence, "status": status, "message": message}
+
+
+def _what_cannot(cap):
+    errno_name = cap.get("errno_name")
+    return "the driver offers no VFIO migration (VFIO_DEVICE_FEATURE_MIGRATION: %s)" % (errno_name or "not offered")
+
+
+def capability_reasons(facts, kind, parent, type_id, side):
+    """Why the device of ``type_id`` on ``parent`` cannot migrate, from the kernel's answer.
+
+    Uses the type's own answer (a free instance was asked); without one, a free
+    instance of another type on the same parent that cannot migrate speaks for
+    the parent's driver (mdev drivers set migration support per driver, not
+    per type). An answer that could not be had adds no reason: the other
+    evidence decides, and the facts say why it was not had.
+    """
+    if kind == "physical":
+        fn = (facts.get("physical") or {}).get(parent) or {}
+        if fn.get("driver") == PLAIN_VFIO_PCI:
+            return [_reason("vfio", E.UNSUPPORTED, "%s function %s is bound to plain vfio-pci, which has no "
+                                                   "migration driver" % (side, parent))]
+        cap = fn.get("vfio_migration") or {}
+        if cap.get("checked") and cap.get("migratable") is False:
+            return [_reason("vfio", E.UNSUPPORTED, "%s function %s: %s" % (side, parent, _what_cannot(cap)))]
+        return []
+    if kind != "mdev":
+        return []
+    types = (((facts.get("parents") or {}).get(parent) or {}).get("types") or {})
+    cap = (types.get(type_id) or {}).get("vfio_migration") or {}
+    if cap.get("checked"):
+        if cap.get("migratable") is False:
+            return [_reason("vfio", E.UNSUPPORTED, "%s %s on %s: %s (free instance %s)"
+                            % (side, type_id, parent, _what_cannot(cap), cap.get("device")))]
+        return []
+    for other_id, other in sorted(types.items()):
+        ocap = other.get("vfio_migration") or {}
+        if ocap.get("checked") and ocap.get("migratable") is False:
+            return [_reason("vfio", E.UNSUPPORTED, "%s %s on %s: no free instance of the type to ask, and a free "
+                                                   "%s instance on the same parent says %s"
+                            % (side, type_id, parent, other_id, _what_cannot(ocap)))]
+    return []
+
+
+def stack_reasons(policy, facts, side):
+    """The policy's stack minimums on one side, as gate reasons."""
+    return P.stack_check(policy, facts.get("stack") or {}, side)
+
+
+def key(reasons):
+    """A hashable form of a list of reasons (for sharing and class keys)."""
+    return tuple((r["evidence"], r["status"], r["message"]) for r in reasons)
+
+
+def apply(verdict, gates):
+    """``verdict`` with ``gates`` applied: ``(status, evidence, message, reasons)``.
+
+    An ``unsupported`` gate (a fact: this side cannot migrate a VFIO device)
+    makes a ``compatible``, ``unknown`` or ``error`` cell ``unsupported``; an
+    ``unknown`` gate (a missing fact) makes a ``compatible`` cell ``unknown``.
+    A refusal stays a refusal. Every reason that applies is listed, the
+    deciding ones first in ``message``.
+    """
+    base = verdict["reasons"]
+    status, evidence = verdict["status"], verdict["evidence"]
+    deciding = []
+    for level, lowers in ((E.UNSUPPORTED, (E.COMPATIBLE, E.UNKNOWN, E.ERROR)), (E.UNKNOWN, (E.COMPATIBLE,))):
+        if status in lowers:
+            deciding = [g for g in gates if g["status"] == level]
+            if deciding:
+                status, evidence = level, deciding[0]["evidence"]
+                break
+    others = [r for r in list(base) + list(gates) if r not in deciding]
+    message = "; ".join(r["message"] for r in deciding + others if r["message"])
+    return status, evidence, message or None, tuple(deciding + others)
