@@ -187,7 +187,13 @@ def _html_legend():
         items.append(_el("dt", _swatch(s)) + _el("dd", _el("b", esc(s)) + ": " + esc(STATUS_MEANINGS[s])))
     items.append(_el("dt", _swatch(E.COMPATIBLE, "policy")) + _el(
         "dd", _el("b", "policy evidence") + ": hatched with a dashed outline and a trailing %s - the verdict rests "
-        "on policy rules (same type, driver versions), not on the driver's own answer" % esc(POLICY_SUFFIX)))
+        "on policy rules (same type, driver versions, stack minimums), not on the driver's own answer"
+        % esc(POLICY_SUFFIX)))
+    items.append(_el("dt", "evidence") + _el(
+        "dd", "each cell names what decided it: " + _el("b", "driver") + " (the driver's attribute answered), " +
+        _el("b", "vfio") + " (the kernel says a device cannot migrate at all), " + _el("b", "qemu") +
+        " (QEMU blocks the migration), " + _el("b", "policy") + " (the operator's rules or stack minimums), "
+        "or none; a cell lists every reason that applies, the deciding ones first"))
     return "\n".join([
         _el("h2", "Legend"),
         _el("p", "Each grid cell is the best status over the source's and the target's parents for one source "

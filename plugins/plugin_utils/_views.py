@@ -24,7 +24,9 @@ GRID_LIMIT = 150
 TITLE_LINES = 12
 
 SELF = "self"
-EVIDENCES = ("driver", "policy", "none")
+# What a verdict rests on: the driver's attribute, the kernel's VFIO migration capability,
+# QEMU's own blockers, the operator's policy (rules and stack minimums), or nothing.
+EVIDENCES = ("driver", "vfio", "qemu", "policy", "none")
 POLICY_SUFFIX = "*"
 
 STATUS_LABELS = {
@@ -219,7 +221,7 @@ def summary(matrix, plan=None):
 def _evidence_of(verdicts):
     """Evidence of an aggregate: driver if any verdict of the best status was driver-verified."""
     kinds = {v.get("evidence") for v in verdicts}
-    for kind in ("driver", "policy"):
+    for kind in ("driver", "vfio", "qemu", "policy"):
         if kind in kinds:
             return kind
     return "none"

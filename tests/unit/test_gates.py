@@ -16,8 +16,17 @@ CAN = {"checked": True, "migratable": True, "flags": ["STOP_COPY", "P2P"], "devi
        "errno_name": None, "in_use": False, "message": "VFIO migration supported: STOP_COPY, P2P"}
 
 
+ACCEPTED = "target accepted the source version"
+
+
 def run(hosts, policy=None):
-    return M.compat_matrix(probe_all(hosts, M.probe_batches(hosts)), policy)
+    """The matrix after every target answered its batch, compatible answers worded as the probe words them."""
+    hosts = probe_all(hosts, M.probe_batches(hosts))
+    for h in hosts.values():
+        for r in (h.get("probe") or {}).get("results", []):
+            if r["status"] == "compatible":
+                r["message"] = ACCEPTED
+    return M.compat_matrix(hosts, policy)
 
 
 def cell(m, source, target, mdev_type="nv-1"):
