@@ -19,8 +19,10 @@ from ansible_collections.vfio.migration.plugins.plugin_utils._views import (
     summary, type_grids, unasked_hosts)
 from ansible_collections.vfio.migration.plugins.plugin_utils._summary import change_lines
 
-# At most this many change lines at the top of the page; changes.json has them all.
-CHANGE_LINES = 50
+# At most this many change lines on the page (the first CHANGES_OPEN shown, the rest folded);
+# changes.json has them all.
+CHANGE_LINES = 200
+CHANGES_OPEN = 8
 
 
 def esc(value):
@@ -90,6 +92,7 @@ def _css():
         "div.unasked ul,div.changes ul{margin:2px 0;padding-left:18px}",
         "details{margin:6px 0;border:1px solid #d0d7de;border-radius:6px;padding:4px 10px}",
         "details>summary{cursor:pointer;font-size:14px;padding:2px 0}",
+        "details.more{border:0;padding:0 0 0 18px;margin:2px 0}",
         "table.data td.st-compatible,table.data td.st-incompatible,table.data td.st-unsupported{font-weight:600}",
     ]
     for status, colour in sorted(STATUS_COLOURS.items()):
@@ -318,11 +321,16 @@ def _html_changes(changes, cap=CHANGE_LINES):
     if not count:
         return _el("p", "Changes since %s: none." % since, **{"class": "note", "id": "changes"})
     lines = change_lines(changes)
-    items = "".join(_el("li", esc(line)) for line in lines[:cap])
-    more = count - min(cap, len(lines))
-    tail = _el("p", "... and %d more in changes.json" % more, **{"class": "note"}) if more > 0 else ""
+    shown = "".join(_el("li", esc(line)) for line in lines[:CHANGES_OPEN])
+    folded = lines[CHANGES_OPEN:cap]
+    more = ""
+    if folded:
+        more = _details("%d more" % len(folded), _el("ul", "".join(_el("li", esc(line)) for line in folded)),
+                        **{"class": "more"})
+    left = count - min(cap, len(lines))
+    tail = _el("p", "... and %d more in changes.json" % left, **{"class": "note"}) if left > 0 else ""
     return _el("div", _el("h3", "Changed since %s (%d, %d cells)" % (since, count, changes.get("cells_changed", 0)))
-               + _el("ul", items) + tail, **{"id": "changes", "class": "changes"})
+               + _el("ul", shown) + more + tail, **{"id": "changes", "class": "changes"})
 
 
 def _overview_cell(src, target, cell):

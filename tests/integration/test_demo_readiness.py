@@ -178,7 +178,7 @@ def test_demo_plan_places_and_strands_with_reasons(demo):
     assert "h200-3: incompatible - policy: target driver 550.54.14, source 550.90.07" in details
     assert "h200-4: unsupported - QEMU 7.2 < 8.1 on target; policy: same type, driver 550.90.07 on both" in details
     assert "offline: unknown" in details
-    assert "vfio.migration reports:" in demo["stdout"]
+    assert "Reports: %s/report.html" % demo["report"] in demo["stdout"]
 
 
 def test_reports_are_deterministic(demo, tmp_path):
@@ -186,7 +186,7 @@ def test_reports_are_deterministic(demo, tmp_path):
     proc = run(args=["-e", "vfio_migration_report_dir=%s" % report2, "-e", "vfio_migration_report_timestamp=false"],
                build_dir=str(tmp_path / "build"), capture=True)
     assert proc.returncode == 0
-    for name in ("matrix.json", "matrix.csv", "matrix.md", "report.html"):
+    for name in ("matrix.json", "matrix.csv", "matrix.md", "report.html", "changes.json"):
         assert (report2 / name).read_bytes() == (demo["report"] / name).read_bytes(), name
 
 
@@ -219,6 +219,7 @@ def test_precheck_writes_the_plan_into_the_reports_once(tmp_path, matrix_reports
     writes = out.count("TASK [vfio.migration.matrix : Write matrix.json")
     precheck_write = out[out.rindex("TASK [vfio.migration.matrix : Write matrix.json"):].split("TASK [", 2)[1]
     assert writes == 2 and ("changed:" in precheck_write) != matrix_reports
-    assert sorted(p.name for p in report.iterdir()) == ["matrix.csv", "matrix.json", "matrix.md", "report.html"]
+    assert sorted(p.name for p in report.iterdir()) == ["changes.json", "matrix.csv", "matrix.json", "matrix.md",
+                                                        "report.html"]
     plan = json.loads((report / "matrix.json").read_text())["plan"]
     assert plan["drain_hosts"] == ["gpu-a1"] and plan["ready"]
