@@ -66,17 +66,18 @@ def payload_of(module, tree, work):
     if not zip_b64:
         raise SystemExit("%s: no zip_data in %s" % (module, found[0]))
     raw = base64.b64decode(zip_b64.group(1))
-    with zipfile.ZipFile(io.BytesIO(raw)) as z:
-        members = [(i.filename, i.file_size, i.compress_size) for i in z.infolist()]
-    own = {name[len(COLLECTION_PREFIX):]: size for name, size, _ in members if name.startswith(COLLECTION_PREFIX)}
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        members = archive.infolist()
+    ours = [m for m in members if m.filename.startswith(COLLECTION_PREFIX)]
+    own = {m.filename[len(COLLECTION_PREFIX):]: m.file_size for m in ours}
     return {
         "ansiballz_bytes": len(wrapper.encode("utf-8")),
         "zip_bytes": len(raw),
         "files": len(members),
-        "uncompressed_bytes": sum(size for _, size, _ in members),
+        "uncompressed_bytes": sum(m.file_size for m in members),
         "collection_files": own,
         "collection_uncompressed_bytes": sum(own.values()),
-        "collection_compressed_bytes": sum(c for name, _, c in members if name.startswith(COLLECTION_PREFIX)),
+        "collection_compressed_bytes": sum(m.compress_size for m in ours),
     }
 
 
@@ -98,6 +99,7 @@ def main(argv=None):
         print("| `%s` | %s B | %s B | %s B / %s B: %s |" % (
             module, format(s["ansiballz_bytes"], ","), format(s["zip_bytes"], ","),
             format(s["collection_uncompressed_bytes"], ","), format(s["collection_compressed_bytes"], ","), files))
+
 
 if __name__ == "__main__":
     main()

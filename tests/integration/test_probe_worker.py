@@ -92,7 +92,7 @@ def assert_true_verdicts(target, results, checks, skip=()):
 
 def test_a_batch_of_100_writes_forks_once(target):
     checks = nv_checks("nv", 50)  # 50 classes x 2 parents = 100 writes
-    results, writes, forks, _ = run(target, checks, timeout=10)
+    results, writes, forks = run(target, checks, timeout=10)[:3]
     assert len(results) == 100 and len(writes) == 100
     assert forks == 1
     writers = {w["pid"] for w in writes}
@@ -104,7 +104,7 @@ def test_a_batch_of_100_writes_forks_once(target):
 
 def test_the_same_holds_with_parallel_one_and_a_short_timeout(target):
     checks = nv_checks("p1", 50)
-    results, writes, forks, _ = run(target, checks, timeout=2, parallel=1)
+    results, writes, forks = run(target, checks, timeout=2, parallel=1)[:3]
     assert (len(writes), forks, len({w["pid"] for w in writes})) == (100, 1, 1)
     assert_true_verdicts(target, results, checks)
 
@@ -154,7 +154,8 @@ def test_two_hung_drivers_are_waited_on_side_by_side(target):
     checks = [{"id": "hang", "mdev_type": "odd-hang", "version": "h-1"},
               {"id": "hang2", "mdev_type": "odd-hang2", "version": "h-2"},
               {"id": "gvt", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4}]
-    results, _, forks, elapsed = run(target, checks, timeout=3)
+    outcome = run(target, checks, timeout=3)
+    results, forks, elapsed = outcome[0], outcome[2], outcome[3]
     status = {r["id"]: (r["status"], r["errno_name"]) for r in results}
     assert status == {"hang": ("error", "ETIMEDOUT"), "hang2": ("error", "ETIMEDOUT"), "gvt": ("compatible", None)}
     assert forks == 3

@@ -21,8 +21,6 @@ def test_version_problem_and_parse_kv_blocks_unchanged():
          "pci_id": "80865963", "aggregator": "{val1}/2"}] * 2
 
 
-
-
 def test_parse_kv_blocks_comments_repeated_keys_and_errors():
     assert V.parse_kv_blocks("# a comment\na=1\nb=2\na=3\n\n\nc=4") == [{"a": "1", "b": "2"}, {"a": "3"}, {"c": "4"}]
     for text, message in (("junk", "line 1: expected key=value"), ("a=1\n9x=2", "line 2: bad key '9x'")):
