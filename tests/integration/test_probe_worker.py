@@ -10,12 +10,15 @@ verdicts come from the emulator's rule classes, never from the probe.
 
 import json
 import os
+import signal
+import threading
 import time
 
 import pytest
 
 from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
 from ansible_collections.vfio.migration.plugins.module_utils._probe import Prober
+from tests.ansible_runner import adhoc, write_inventory
 from tests.emulator.mount import EmulatorMount, fuse_unavailable
 from tests.emulator.rules import build_rule
 from tests.fixtures import sysfs_builder as B
@@ -160,3 +163,57 @@ def test_two_hung_drivers_are_waited_on_side_by_side(target):
     assert status == {"hang": ("error", "ETIMEDOUT"), "hang2": ("error", "ETIMEDOUT"), "gvt": ("compatible", None)}
     assert forks == 3
     assert elapsed < 3 + 3  # not one time limit after the other
+
+
+def children():
+    """Pids whose parent is this process, from /proc."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
+                out.append(int(entry))
+    return out
+
+
+def test_a_worker_killed_mid_write_is_eio_and_the_rest_go_on(target):
+    """Not a time limit: the worker dies under a hung write (OOM killer, an operator)."""
+    checks = [{"id": "hang", "mdev_type": "odd-hang", "version": "h-1"}] + nv_checks("k", 10)
+    killed, others = [], set(children())  # the emulator is a child too
+
+    def kill_the_worker():
+        time.sleep(0.5)
+        for pid in set(children()) - others:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    killer = threading.Thread(target=kill_the_worker)
+    killer.start()
+    try:
+        results, writes, forks, elapsed = run(target, checks, timeout=8, parallel=1)
+    finally:
+        killer.join()
+    assert len(killed) == 1
+    hung = [r for r in results if r["id"] == "hang"]
+    assert [(r["status"], r["errno_name"], r["message"]) for r in hung] == [
+        ("error", "EIO", "could not ask the target (EIO)")]
+    assert_true_verdicts(target, results, checks, skip=("hang",))
+    assert forks == 2 and elapsed < 8
+    assert {w["pid"] for w in writes if w["data"] != "h-1\n"} - set(killed)  # written by the replacement
+
+
+def test_the_module_through_ansible_writes_its_batch_from_one_process(target, tmp_path):
+    inv = write_inventory(str(tmp_path / "hosts.json"), {"target": {
+        "ansible_python_interpreter": os.environ["ANSIBLE_PYTHON_INTERPRETER"]}})
+    checks = nv_checks("ansible", 50)
+    before = len(target["emu"].writes())
+    res = adhoc(inv, "vfio.migration.migration_probe",
+                {"sysfs_root": target["root"], "allow_non_sysfs": True, "checks": checks})[0]["target"]
+    writes = target["emu"].writes()[before:]
+    assert len(res["results"]) == 100 and len(writes) == 100
+    assert len({w["pid"] for w in writes}) == 1
+    assert_true_verdicts(target, res["results"], checks)
