@@ -71,6 +71,15 @@ options:
     type: str
     choices: [auto, always, never]
     default: auto
+  query_qemu:
+    description:
+      - For every running libvirt domain, ask QEMU why it could not migrate now (QMP
+        C(query-migrate), its C(blocked-reasons)) through C(virsh qemu-monitor-command),
+        at most 10 seconds a VM. C(query-migrate) changes nothing; libvirt records the use
+        of C(qemu-monitor-command) as a C(custom-monitor) taint of the domain.
+      - Only on the host's real root (O(host_root) C(/)) and where C(virsh) is installed.
+    type: bool
+    default: true
   persist_dir:
     description:
       - Also write the facts as JSON to C(vfio_mdev.fact) in this directory (created with
@@ -234,6 +243,37 @@ ansible_facts:
           type: dict
           returned: always
           sample: {kernel: 6.1.0-27-amd64, qemu: "8.2.2", libvirt: "9.0.0", modules: {nvidia: 550.90.07}}
+        vms:
+          description:
+            - The host's libvirt domains by name, read from libvirt's QEMU state files (the persistent
+              definitions under C(etc/libvirt/qemu) and the live status under C(run/libvirt/qemu) below
+              O(host_root)) without asking the daemon.
+            - Each has C(name), C(uuid), C(state) (libvirt's word - C(running), C(paused), C(shutoff),
+              ...), C(persistent), C(mdevs) (C(uuid), C(model), C(alias), and from discovery
+              C(mdev_type), C(parent), C(present)), C(pci) (C(address), C(managed), C(driver), C(type),
+              C(vgpu) for a vendor-VFIO vGPU VF), C(viommu) (the domain has an C(<iommu>)),
+              C(differences) (live VFIO devices that differ from the persistent definition) and
+              C(qemu) (C(asked), C(blocked), C(reasons) - QEMU's blockers - and C(message); see
+              O(query_qemu)).
+          type: dict
+          returned: always
+          sample:
+            vm-a:
+              name: vm-a
+              uuid: 9d1c1f4e-5b8c-4a0e-8e1d-0a0000000a01
+              state: running
+              persistent: true
+              mdevs: [{uuid: 4b1f0a52-7d3e-4c59-9b7a-0a0000000a01, model: vfio-pci, alias: hostdev0,
+                       mdev_type: mtty-2, parent: mtty, present: true}]
+              pci: []
+              viommu: false
+              differences: []
+              qemu: {asked: true, blocked: false, reasons: [], message: null}
+        libvirt:
+          description: Whether libvirt's QEMU state directories exist (C(present)), what could not be read
+            (C(errors)) and, without libvirt, a C(message) saying the host has no VMs.
+          type: dict
+          returned: always
         udev:
           description: Whether udev hwdb names were added.
           type: bool
@@ -295,6 +335,7 @@ def main():
             host_root=dict(type="path", default="/"),
             use_udev=dict(type="bool", default=True),
             check_vfio_capability=dict(type="str", default="auto", choices=["auto", "always", "never"]),
+            query_qemu=dict(type="bool", default=True),
             persist_dir=dict(type="path"),
         ),
         supports_check_mode=True,
@@ -308,9 +349,21 @@ def main():
         rc, out, dummy = module.run_command([path] + cmd[1:], check_rc=False)
         return out if rc == 0 else None
 
+    def run_timed(cmd, limit=10):
+        """A read-only command under coreutils' ``timeout``: ``(rc, out, err)``, rc None when absent."""
+        path, timeout = module.get_bin_path(cmd[0]), module.get_bin_path("timeout")
+        if not path:
+            return None, "", "%s is not installed" % cmd[0]
+        prefix = [timeout, "--kill-after=2", str(limit)] if timeout else []
+        rc, out, err = module.run_command(prefix + [path] + cmd[1:], check_rc=False)
+        if timeout and rc in (124, 137):
+            return rc, out, "no answer within %d s" % limit
+        return rc, out, err
+
     facts = gather(module.params["sysfs_root"], use_udev=module.params["use_udev"],
                    host_root=module.params["host_root"], run=run,
-                   check_vfio_capability=module.params["check_vfio_capability"])
+                   check_vfio_capability=module.params["check_vfio_capability"],
+                   run_timed=run_timed if module.params["query_qemu"] else None)
     fact_file, changed = None, False
     if module.params["persist_dir"]:
         fact_file = os.path.join(module.params["persist_dir"], FACT_FILE)

@@ -17,7 +17,7 @@ import os
 
 import pytest
 
-from tests.ansible_runner import playbook
+from tests.ansible_runner import adhoc, playbook
 
 pytestmark = pytest.mark.kernel
 
@@ -99,3 +99,26 @@ def test_precheck_fails_naming_the_stranded_instance(lab):
     assert "4b1f0a52-7d3e-4c59-9b7a-0a0000000c01" in out
     assert "no compatible target outside the drain set" in out
     assert "kvm-a: incompatible (EINVAL)" in out and "kvm-d: unsupported (ENOENT)" in out
+
+
+def test_a_group_a_process_holds_is_never_opened(lab):
+    """A VM's QEMU holds its instance's /dev/vfio/N: discovery must report "in use", never open it.
+
+    A process in kvm-c holds the group of kvm-c's only instance open (as QEMU would); the kernel's
+    one-opener rule is not what saves it here: the /proc scan sees the holder first.
+    """
+    uuid = "4b1f0a52-7d3e-4c59-9b7a-0a0000000c01"
+    group = lab.ssh("kvm-c", "basename $(readlink /sys/bus/mdev/devices/%s/iommu_group)" % uuid).stdout.strip()
+    assert group.isdigit(), group
+    holder = ("import os, sys, time\nfd = os.open('/dev/vfio/%s', os.O_RDWR)\nprint('held', flush=True)\n"
+              "sys.stdout.close()\ntime.sleep(120)\n" % group)
+    lab.ssh("kvm-c", "cat > /run/holder.py && (setsid python3 /run/holder.py > /run/holder.out 2>&1 &) "
+                     "&& sleep 2 && cat /run/holder.out", input=holder)
+    try:
+        results, proc = adhoc(lab.inventory, "vfio.migration.mdev_facts", limit="kvm-c", timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        cap = results["kvm-c"]["ansible_facts"]["vfio_mdev"]["parents"]["mtty"]["types"]["mtty-2"]["vfio_migration"]
+        assert (cap["checked"], cap["migratable"], cap["in_use"]) == (False, None, True)
+        assert cap["message"] == "no free instance of this type to ask (every instance is in use)"
+    finally:
+        lab.ssh("kvm-c", "pkill -f /run/holder.py; true", check=False)
