@@ -41,6 +41,10 @@ $(STAMP)-apt:
 unit: deps
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
+# ansible-test sanity and ansible-lint (production profile), as CI runs them
+lint: deps
+	$(PY) -m pytest tests/sanity $(PYTEST_ARGS)
+
 kernel-lab: deps
 	$(PY) -m pytest tests/kernel -m kernel $(PYTEST_ARGS)
 

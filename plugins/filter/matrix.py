@@ -67,6 +67,10 @@ def gather_state(result, facts=None):
     if result.get("unreachable"):
         return {"state": "unreachable", "reason": str(result.get("msg") or "host unreachable")[:500]}
     if FACTS_VAR in (result.get("ansible_facts") or {}):
+        if result.get("failed"):
+            # discovery worked and its facts are usable; what failed after it (the fact file) is kept
+            return {"state": "ok", "reason": "facts gathered, but the module failed: %s"
+                    % str(result.get("msg") or "no message")[:500]}
         return {"state": "ok", "reason": None}
     if result.get("skipped"):
         return {"state": "unknown", "reason": str(result.get("msg") or "fact gathering was skipped")[:500]}
@@ -109,11 +113,12 @@ def gather_states(hostvars, hosts):
     return {host: gather_state(registered, facts) for host, registered, facts, dummy in _raw_hosts(hostvars, hosts)}
 
 
-def _hosts_arg(data, hosts):
+def _hosts_arg(data, hosts, name):
     if hosts is None:
         if isinstance(data, dict) and all(isinstance(v, dict) and "state" in v for v in data.values()):
             return plain(data)  # already host inputs
-        raise AnsibleFilterError("give the list of hosts: hostvars | %s(ansible_play_hosts_all)")
+        raise AnsibleFilterError("%s: give the list of hosts: hostvars | vfio.migration.%s(ansible_play_hosts_all)"
+                                 % (name, name))
     return host_inputs(data, hosts)
 
 
@@ -125,13 +130,13 @@ def _matrix_arg(matrix, name):
 
 def probe_batches(data, hosts=None):
     """``{target_host: [checks]}``: one check per source version class the target offers."""
-    return M.probe_batches(_hosts_arg(data, hosts))
+    return M.probe_batches(_hosts_arg(data, hosts, "probe_batches"))
 
 
 def compat_matrix(data, hosts=None, policy=None):
     """The source-class x target matrix from hostvars (facts, probe results, states)."""
     try:
-        return M.compat_matrix(_hosts_arg(data, hosts), policy)
+        return M.compat_matrix(_hosts_arg(data, hosts, "compat_matrix"), policy)
     except P.PolicyError as exc:
         raise AnsibleFilterError("compat_matrix: bad policy: %s" % exc)
 

@@ -445,6 +445,9 @@ class _Target(object):
             if not self.unusable:
                 self.probed = _probed_verdicts(h["probe"]["results"], self.offered, type_of, shared)
             self.stack_gate = G.stack_reasons(policy, facts, "target")
+            # a directory discovery could not list may hold the type: "missing" would be a guess
+            self.unlisted = ["%s %s (%s)" % (e.get("what"), e.get("path"), e.get("errno_name") or e.get("message"))
+                             for e in facts.get("errors") or [] if str(e.get("what") or "").startswith("list ")]
             self.kinds = {bdf: "physical" for bdf in facts.get("physical") or {}}
             self.kinds.update((p, "mdev") for p in facts.get("parents") or {})
 
@@ -473,6 +476,9 @@ def target_verdicts(c, target, shared, policy, refusal=None):
         why = "target %s: %s" % (h.get("state") or "not gathered", h.get("reason") or "no facts")
         return shared.verdicts([shared.verdict(None, E.UNKNOWN, why)])
     offered = target.offered.get(c["mdev_type"])
+    if not offered and target.unlisted:
+        return shared.verdicts([shared.verdict(None, E.ERROR, "target offers no %s that discovery could see, but "
+                                               "it could not %s" % (c["mdev_type"], "; ".join(target.unlisted)))])
     if not offered:
         return shared.verdicts([shared.verdict(None, E.MISSING_TYPE, "target offers no %s" % c["mdev_type"],
                                                evidence=c.get("evidence", "driver"))])

@@ -167,3 +167,19 @@ def test_kernel_61_lab_shape_has_no_compatible_cell():
     b_to_a = [c for c in cells if (c["source_host"], c["target_host"]) == ("kvm-b", "kvm-a")]
     assert {c["status"] for c in b_to_a} == {"incompatible"}
     assert all(any(r["evidence"] == "vfio" for r in c["reasons"]) for c in b_to_a)
+
+
+def test_a_target_whose_sysfs_cannot_be_listed_is_an_error_not_missing_type():
+    """Defect: EACCES on class/mdev_bus gave missing_type, a guess that the type is absent."""
+    hosts = pair()
+    hosts["dst"]["facts"]["parents"] = {}
+    hosts["dst"]["facts"]["errors"] = [{"errno": 13, "errno_name": "EACCES", "path": "/sys/class/mdev_bus",
+                                        "what": "list mdev parents", "message": "Permission denied"}]
+    v = cell(run(hosts), "src", "dst")
+    assert (v["status"], v["parent"]) == ("error", None)
+    assert v["message"] == ("target offers no nv-1 that discovery could see, but it could not list mdev parents "
+                            "/sys/class/mdev_bus (EACCES)")
+    # a host that listed everything and lacks the type still says missing_type
+    hosts = pair()
+    hosts["dst"]["facts"]["parents"] = {}
+    assert cell(run(hosts), "src", "dst")["status"] == "missing_type"
