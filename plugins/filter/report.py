@@ -82,13 +82,13 @@ def _checked(matrix):
 
 
 def readiness_summary(matrix, plan=None, changes=None, report_dir=None, reports_written=False, check_mode=False,
-                      max_lines=S.DEFAULT_MAX_LINES):
+                      max_lines=S.DEFAULT_MAX_LINES, unchanged=False):
     """The terminal summary as a list of plain lines, for a debug msg."""
     matrix = plain(matrix)
     try:
         R.check_inputs(matrix, plain(plan) or None)
         return S.readiness_summary(matrix, plain(plan) or None, plain(changes), plain(report_dir),
-                                   bool(reports_written), bool(check_mode), plain(max_lines))
+                                   bool(reports_written), bool(check_mode), plain(max_lines), bool(unchanged))
     except (ValueError, TypeError, KeyError) as exc:
         raise AnsibleFilterError("vfio.migration.readiness_summary: %s" % exc) from exc
 

@@ -146,9 +146,12 @@ def change_lines(changes):
     return [_cut(line) for line in lines]
 
 
-def _change_lines(changes, cap):
+def _change_lines(changes, cap, unchanged=False):
     if changes is None:
         return []
+    if unchanged:
+        return ["Changes: none - matrix.json is byte-identical to the last run's (changes.json keeps the comparison"
+                " before it)"]
     if not changes.get("previous"):
         return ["Changes: no previous run to compare with"]
     count = changes.get("count", 0)
@@ -185,8 +188,12 @@ def _ran_lines(matrix, plan, check_mode, reports_written, report_dir):
 
 
 def readiness_summary(matrix, plan=None, changes=None, report_dir=None, reports_written=False,
-                      check_mode=False, max_lines=DEFAULT_MAX_LINES):
-    """The summary as a list of plain lines (see the module docstring)."""
+                      check_mode=False, max_lines=DEFAULT_MAX_LINES, unchanged=False):
+    """The summary as a list of plain lines (see the module docstring).
+
+    ``unchanged``: this run's ``matrix.json`` is byte-identical to the last
+    one, so the last comparison was kept (said instead of the changes).
+    """
     if isinstance(max_lines, bool) or not isinstance(max_lines, int) or max_lines < 1:
         raise ValueError("max_lines must be a positive integer, not %r" % (max_lines,))
     if changes is not None and not isinstance(changes, dict):
@@ -196,7 +203,7 @@ def readiness_summary(matrix, plan=None, changes=None, report_dir=None, reports_
     lines = _verdict_lines(matrix, plan, noun)
     lines += _unasked_lines(matrix, max_lines)
     lines += _stranded_lines(plan, max_lines)
-    lines += _change_lines(changes, max_lines)
+    lines += _change_lines(changes, max_lines, bool(unchanged))
     lines += _ran_lines(matrix, plan, bool(check_mode), bool(reports_written), report_dir)
     return lines
 
