@@ -7,11 +7,11 @@ PY          := $(VENV)/bin/python
 STAMP       := build/.stamp
 APT_PACKAGES := fuse3 mdevctl chromium qemu-system-x86 linux-image-amd64 linux-headers-amd64 \
                 linux-source-6.1 busybox-static openssh-server openssh-client kmod cpio xz-utils \
-                patch make gcc util-linux
+                zstd patch make gcc util-linux
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: demo test deps venv apt unit kernel-lab lint bench clean
+.PHONY: demo test deps venv apt backports unit kernel-lab migration-lab lint bench clean
 
 demo: deps
 	$(PY) demo/run_demo.py
@@ -19,13 +19,13 @@ demo: deps
 test: deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-deps: $(STAMP)-apt $(STAMP)-venv
+deps: $(STAMP)-apt $(STAMP)-backports $(STAMP)-venv
 
 venv: $(STAMP)-venv
-$(STAMP)-venv: requirements.txt
+$(STAMP)-venv: requirements-dev.txt
 	@mkdir -p build
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
 	@touch $@
 
 apt: $(STAMP)-apt
@@ -38,6 +38,13 @@ $(STAMP)-apt:
 	fi
 	@touch $@
 
+# The migration lab's kernel 6.12, QEMU 10 and libvirt 11.3, each as package/bookworm-backports
+# (adds a deb822 sources file for the suite when none lists it); checks versions, so it is idempotent.
+backports: $(STAMP)-backports
+$(STAMP)-backports: $(STAMP)-apt tests/kernel/lab612.py
+	$(SUDO) $(PYTHON) tests/kernel/lab612.py packages
+	@touch $@
+
 unit: deps
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
@@ -47,6 +54,10 @@ lint: deps
 
 kernel-lab: deps
 	$(PY) -m pytest tests/kernel -m kernel $(PYTEST_ARGS)
+
+# The 6.12 migration lab alone: real VMs, real live migrations against the matrix.
+migration-lab: deps
+	$(PY) -m pytest tests/kernel/test_migration_lab.py -m kernel $(PYTEST_ARGS)
 
 # Fleet-scale benchmarks (BENCHMARKS.md): about 20 min on 2 cores; BENCH_ARGS=--quick for a short run.
 BENCH_ARGS ?=

@@ -1,5 +1,6 @@
 """The working tree builds into an installable collection whose plugins all document themselves."""
 
+import importlib
 import json
 import os
 import subprocess
@@ -10,11 +11,30 @@ from tests.conftest import REPO, ansible_bin
 
 pytestmark = pytest.mark.ansible
 
-MODULES = ["vfio.migration.mdev_facts", "vfio.migration.migration_probe"]
-FILTERS = ["compat_matrix", "compatible_match", "decode_version", "drain_plan", "matrix_cells", "migration_targets",
-           "parse_migration_layout", "probe_batches", "report_csv", "report_html", "report_json", "report_markdown",
-           "stranded_message"]
-ROLES = ["vfio.migration.facts", "vfio.migration.matrix", "vfio.migration.precheck"]
+MODULES = sorted("vfio.migration." + f[:-3] for f in os.listdir(os.path.join(REPO, "plugins", "modules"))
+                 if f.endswith(".py") and not f.startswith("_"))
+ROLES = sorted("vfio.migration." + d for d in os.listdir(os.path.join(REPO, "roles")))
+
+
+def filter_names():
+    """Every filter the working tree's filter plugins export (the docs must cover each)."""
+    names = []
+    for f in sorted(os.listdir(os.path.join(REPO, "plugins", "filter"))):
+        if f.endswith(".py") and not f.startswith("_"):
+            mod = importlib.import_module("ansible_collections.vfio.migration.plugins.filter." + f[:-3])
+            names.extend(mod.FilterModule().filters())
+    return sorted(names)
+
+
+FILTERS = filter_names()
+
+
+def test_the_lists_are_what_the_tree_has():
+    assert MODULES == ["vfio.migration.mdev_facts", "vfio.migration.migration_probe"]
+    assert {"gather_states", "compat_matrix", "drain_plan", "report_html"} <= set(FILTERS)
+    readme = open(os.path.join(REPO, "README.md")).read()
+    for name in FILTERS:  # the README's plugin table names every filter
+        assert "`%s`" % name in readme or "vfio.migration.%s" % name in readme, name
 
 
 def run(*cmd, **kw):
