@@ -65,6 +65,12 @@ def lab_mdev_facts(lab):
 
 
 def pytest_terminal_summary(terminalreporter):
+    from tests.kernel import test_migration_lab  # pylint: disable=import-outside-toplevel
+    lines = test_migration_lab.summary_lines()
+    if lines:
+        terminalreporter.section("migration lab (6.12, libvirt, real VMs)")
+        for line in lines:
+            terminalreporter.write_line(line)
     running = _SUMMARY.get("lab")
     if not running:
         return
