@@ -586,6 +586,7 @@ class Lab:
     inventory: str = ""
     boot_seconds: float = 0.0
     timings: dict = field(default_factory=dict)   # label -> seconds, for the summary
+    memory: str = VM_MEMORY                        # MiB of each guest
 
     @property
     def versions(self):
@@ -644,7 +645,7 @@ class Lab:
         if vm.mdevs:
             append.append("lab_mdevs=%s" % ",".join("%s:%s" % m for m in vm.mdevs))
         return [
-            "qemu-system-x86_64", "-accel", "tcg", "-m", VM_MEMORY, "-smp", "1",
+            "qemu-system-x86_64", "-accel", "tcg", "-m", self.memory, "-smp", "1",
             "-nographic", "-monitor", "none", "-serial", "file:%s" % host.console_log,
             "-no-reboot", "-name", vm.name,
             "-kernel", self.build.kernel, "-initrd", self.build.initramfs,
@@ -677,7 +678,7 @@ class Lab:
             self._spawn(host)
         log("booting %s (qemu -accel tcg, %s MiB each), consoles in %s"
             % (", ".join("%s:%d" % (h.name, h.port) for h in self.hosts.values()),
-               VM_MEMORY, os.path.relpath(self.run_dir, REPO)))
+               self.memory, os.path.relpath(self.run_dir, REPO)))
 
     def wait(self, timeout=BOOT_TIMEOUT):
         """Wait until every guest answers ssh; raises with the console tail on failure."""

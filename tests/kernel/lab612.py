@@ -316,7 +316,7 @@ class MigrationLab(base.Lab):
     """``base.Lab`` with libvirt in every guest and a forwarded migration port each."""
 
     def __init__(self, build_, run_dir):
-        super().__init__(build=build_, run_dir=run_dir)
+        super().__init__(build=build_, run_dir=run_dir, memory=VM_MEMORY)
         self.mig_ports = {}
 
     def start(self, vms=MIG_VMS):
@@ -326,7 +326,6 @@ class MigrationLab(base.Lab):
 
     def qemu_cmd(self, host):
         cmd = super().qemu_cmd(host)
-        cmd[cmd.index("-m") + 1] = VM_MEMORY
         i = next(i for i, a in enumerate(cmd) if a.startswith("user,id=n0,"))
         p = self.mig_ports[host.name]
         # the same port on both sides: libvirt's target listens on the URI's port

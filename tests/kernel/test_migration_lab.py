@@ -336,6 +336,17 @@ def test_drain_plan_executes(executed_plan, truth):
 
 # ------------------------------------------------------------------ the table
 
+def short_error(text):
+    """What libvirt said, without the wrapping and the repeated QEMU command line."""
+    if not text:
+        return ""
+    if "Message from the destination host:" in text:
+        return "target: " + text.rsplit("Message from the destination host:", 1)[1].strip()
+    if "QEMU unexpectedly closed the monitor" in text:
+        return "target QEMU exited: " + text.rsplit("}: ", 1)[-1].strip()
+    return text
+
+
 def truth_table(cells):
     lines = ["| source | target | type | predicted | real | seconds | QEMU/libvirt says |",
              "|---|---|---|---|---|---|---|"]
@@ -344,9 +355,10 @@ def truth_table(cells):
         real = "migrated" if c["migrated"] else "failed"
         if (c["predicted"] == "compatible") != c["migrated"]:
             real += " **MISMATCH**"
-        said = c["error"] or ""
+        said = short_error(c["error"])
         if c.get("blocked_reasons"):
-            said = "blocked: %s; %s" % ("; ".join(c["blocked_reasons"]), said)
+            said = "source QEMU blocks it: %s" % "; ".join(c["blocked_reasons"])
+        said = re.sub(r"(vfio )?[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}: ", "", said)
         lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
             c["source"], c["target"], c["type"], pred, real, c["seconds"], said.replace("|", "\\|")))
     return lines
