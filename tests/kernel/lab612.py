@@ -162,6 +162,7 @@ def domain_xml(name, mdevs, kernel, migratable=True, dom_uuid=None):
             props += "        <qemu:property name='enable-migration' type='string' value='on'/>\n"
         overrides.append("    <qemu:device alias='%s'>\n      <qemu:frontend>\n%s"
                          "      </qemu:frontend>\n    </qemu:device>\n" % (alias, props))
+    fields = (name, dom_uuid or _uuid_for("domain", name), kernel, "".join(hostdevs), "".join(overrides))
     return (
         "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\n"
         "  <name>%s</name>\n"
@@ -178,8 +179,7 @@ def domain_xml(name, mdevs, kernel, migratable=True, dom_uuid=None):
         "    <memballoon model='none'/>\n"
         "  </devices>\n"
         "  <qemu:override>\n%s  </qemu:override>\n"
-        "</domain>\n" % (name, dom_uuid or _uuid_for("domain", name), kernel, "".join(hostdevs),
-                          "".join(overrides)))
+        "</domain>\n" % fields)
 
 
 # ------------------------------------------------------------------- build
