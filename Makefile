@@ -38,7 +38,7 @@ $(STAMP)-apt:
 	fi
 	@touch $@
 
-# The migration lab's kernel 6.12, QEMU 10 and libvirt 11.3, each as package/bookworm-backports
+# The migration lab's kernel 6.12, QEMU 10 and libvirt 11.3 from bookworm-backports (kernel metas held)
 # (adds a deb822 sources file for the suite when none lists it); checks versions, so it is idempotent.
 backports: $(STAMP)-backports
 $(STAMP)-backports: $(STAMP)-apt tests/kernel/lab612.py

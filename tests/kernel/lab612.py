@@ -60,8 +60,11 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 """
 # (package, lowest acceptable version or None); anything missing or older is
-# installed as package/bookworm-backports, so no other package (and not the
-# linux-image-amd64 meta package, whose 6.1 kernel the 6.1 lab boots) moves.
+# installed with ``-t bookworm-backports`` (naming package/bookworm-backports is
+# not enough: apt would take their new dependencies from bookworm and give up).
+# Held during that install: with -t, apt moves the kernel meta packages to 6.12
+# too, and the 6.1 lab boots the kernel linux-image-amd64 depends on.
+KEEP_FROM_BACKPORTS = ("linux-image-amd64", "linux-headers-amd64", "linux-libc-dev", "linux-perf")
 BACKPORTS_PACKAGES = (
     ("linux-image-%s" % KV, None),
     ("linux-headers-%s" % KV, None),
@@ -229,9 +232,16 @@ def ensure_backports():
         with open(BACKPORTS_SOURCES, "w") as f:
             f.write(BACKPORTS_SOURCES_TEXT)
     base.run(["apt-get", "update", "-qq"], env=env)
-    log("installing from %s: %s" % (BACKPORTS, " ".join(missing)))
-    base.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends"]
-             + ["%s/%s" % (p, BACKPORTS) for p in missing], env=env)
+    held = subprocess.run(["apt-mark", "showhold"], capture_output=True, text=True, check=True).stdout.split()
+    hold = [p for p in KEEP_FROM_BACKPORTS if _installed_version(p) and p not in held]
+    log("installing from %s: %s (holding %s)" % (BACKPORTS, " ".join(missing), " ".join(hold) or "nothing"))
+    if hold:
+        base.run(["apt-mark", "hold"] + hold, stdout=subprocess.DEVNULL)
+    try:
+        base.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "-t", BACKPORTS] + missing, env=env)
+    finally:
+        if hold:
+            base.run(["apt-mark", "unhold"] + hold, stdout=subprocess.DEVNULL)
     return missing
 
 
