@@ -71,7 +71,7 @@ def commands(tree, python):
     root = os.path.join(tree, "root")
     coll = collection_path()
     bind = "mount --bind %s /sys" % shlex.quote(sysdir)
-    gather = ("import json,sys; from ansible_collections.vfio.migration.plugins.module_utils._sysfs import gather; "
+    gather = ("import json,sys; from ansible_collections.vfio.migration.plugins.module_utils._gather import gather; "
               "json.dump(gather('/sys', use_udev=False, host_root=%r), sys.stdout)" % root)
     args = os.path.join(os.path.dirname(tree), "mdev_facts.args.json")
     with open(args, "w") as f:

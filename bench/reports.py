@@ -39,7 +39,7 @@ def build_matrix(n, workdir=BUILD):
     importable()
     from bench import fleet as F
     from tests.emulator.mount import EmulatorMount
-    from ansible_collections.vfio.migration.plugins.module_utils import _sysfs as S
+    from ansible_collections.vfio.migration.plugins.module_utils import _gather as S
     from ansible_collections.vfio.migration.plugins.module_utils._probe import Prober
     from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
     src = os.path.join(workdir, "fleet")

@@ -93,6 +93,22 @@ def readiness_summary(matrix, plan=None, changes=None, report_dir=None, reports_
         raise AnsibleFilterError("vfio.migration.readiness_summary: %s" % exc) from exc
 
 
+def readiness_stats(matrix, plan=None, report_dir=None):
+    """The run's outcome as data for ``ansible.builtin.set_stats``."""
+    try:
+        return S.readiness_stats(plain(matrix), plain(plan) or None, plain(report_dir))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise AnsibleFilterError("vfio.migration.readiness_stats: %s" % exc) from exc
+
+
+def precheck_cases(matrix, plan=None):
+    """One test case per planned item and per host that could not be asked (for the junit callback)."""
+    try:
+        return S.precheck_cases(plain(matrix), plain(plan) or None)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise AnsibleFilterError("vfio.migration.precheck_cases: %s" % exc) from exc
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -101,6 +117,8 @@ class FilterModule(object):
             "report_markdown": report_markdown,
             "report_html": report_html,
             "readiness_summary": readiness_summary,
+            "readiness_stats": readiness_stats,
+            "precheck_cases": precheck_cases,
             "matrix_changes": matrix_changes,
             "host_versions": host_versions,
         }

@@ -294,7 +294,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.vfio.migration.plugins.module_utils._sysfs import gather
+from ansible_collections.vfio.migration.plugins.module_utils._gather import gather
 
 
 FACT_FILE = "vfio_mdev.fact"

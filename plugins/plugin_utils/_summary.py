@@ -18,7 +18,7 @@ device instances and a plan of VMs.
 """
 
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
-from ansible_collections.vfio.migration.plugins.plugin_utils._views import _text, unasked_hosts
+from ansible_collections.vfio.migration.plugins.plugin_utils._views import _text, summary, unasked_hosts
 
 DEFAULT_MAX_LINES = 10
 # A line longer than this is cut (reasons can quote whole driver messages).
@@ -207,3 +207,56 @@ def readiness_summary(matrix, plan=None, changes=None, report_dir=None, reports_
     lines += _ran_lines(matrix, plan, bool(check_mode), bool(reports_written), report_dir)
     return lines
 
+
+
+def readiness_stats(matrix, plan=None, report_dir=None):
+    """The run's outcome as data, for ``set_stats`` (AWX job artifacts, a workflow's next node).
+
+    ``ready`` is null without a plan. Placements and stranded items keep only
+    what a consumer acts on; every string from sysfs is shown as text.
+    """
+    counts = summary(matrix, plan)
+    out = {
+        "ready": plan.get("ready") if plan else None,
+        "drain_hosts": list((plan or {}).get("drain_hosts") or []),
+        "status_counts": counts["status_counts"],
+        "evidence_counts": counts["evidence_counts"],
+        "hosts_not_asked": [{"host": h, "state": st, "reason": why} for h, st, why in unasked_hosts(matrix)],
+        "placed": [], "stranded": [], "cold": [],
+        "report_dir": report_dir,
+    }
+    for field, key in (("placements", "placed"), ("stranded", "stranded"), ("cold", "cold")):
+        for item in (plan or {}).get(field) or []:
+            rec = {k: _text(item.get(k)) for k in ("vm", "device", "mdev_type", "source_host", "target_host")
+                   if item.get(k) is not None}
+            if key == "stranded":
+                rec["reason"] = _text(best_reason(item))
+            out[key].append(rec)
+    return out
+
+
+def precheck_cases(matrix, plan):
+    """One test case per planned item and per host that could not be asked: ``[{name, ok, message}]``.
+
+    The precheck turns each into a task, so a CI run under the ``junit``
+    callback shows a test case per VM (or instance): placed or moved cold
+    passes, stranded fails with every reason.
+    """
+    cases = []
+    for item in (plan or {}).get("placements") or []:
+        cases.append({"name": "%s: placed" % _item_name(item), "ok": True,
+                      "message": "goes to %s/%s" % (_text(item.get("target_host")),
+                                                    _text(item.get("target_parent")) or "-")})
+    for item in (plan or {}).get("cold") or []:
+        cases.append({"name": "%s: moves cold" % _item_name(item), "ok": True,
+                      "message": _text(item.get("reason")) or "shut off: moves cold"})
+    for item in (plan or {}).get("stranded") or []:
+        why = [_text(item.get("reason"))] + ["  " + _text(d) for d in item.get("details") or []]
+        cases.append({"name": "%s: stranded" % _item_name(item), "ok": False, "message": "\n".join(why)})
+    for host in (plan or {}).get("unknown_hosts") or []:
+        cases.append({"name": "host %s: not in the inventory" % _text(host), "ok": False,
+                      "message": "a drain host the inventory does not know"})
+    for name, state, reason in unasked_hosts(matrix):
+        cases.append({"name": "host %s: could not be asked" % name, "ok": False,
+                      "message": "%s%s" % (state, " - %s" % reason if reason else "")})
+    return cases

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from ansible_collections.vfio.migration.plugins.module_utils._sysfs import gather
+from ansible_collections.vfio.migration.plugins.module_utils._gather import gather
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
 from tests.ansible_runner import write_inventory
 from tests.conftest import REPO, ansible_bin

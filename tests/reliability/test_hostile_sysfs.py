@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from ansible_collections.vfio.migration.plugins.module_utils._sysfs import ATTR_READ_MAX, gather
+from ansible_collections.vfio.migration.plugins.module_utils._gather import gather
+from ansible_collections.vfio.migration.plugins.module_utils._sysfs import ATTR_READ_MAX
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
 from ansible_collections.vfio.migration.plugins.plugin_utils import _report as R
 from tests.ansible_runner import adhoc, playbook, write_inventory

@@ -8,7 +8,7 @@ run/libvirt/qemu. No daemon is asked.
 import os
 
 from ansible_collections.vfio.migration.plugins.module_utils import _libvirt as L
-from ansible_collections.vfio.migration.plugins.module_utils._sysfs import host_vms
+from ansible_collections.vfio.migration.plugins.module_utils._gather import host_vms
 
 A1, A2, B1 = ("4b1f0a52-7d3e-4c59-9b7a-0a0000000a01", "4b1f0a52-7d3e-4c59-9b7a-0a0000000a02",
               "4b1f0a52-7d3e-4c59-9b7a-0a0000000b01")
