@@ -461,8 +461,8 @@ def test_plan_and_generated_are_checked():
 
 def test_filters_wrap_the_renderers():
     filters = F.FilterModule().filters()
-    assert sorted(filters) == ["host_versions", "matrix_changes", "readiness_summary", "report_csv", "report_html",
-                               "report_json", "report_markdown"]
+    assert {"host_versions", "matrix_changes", "readiness_summary", "report_csv", "report_html", "report_json",
+            "report_markdown"} <= set(filters)
     m = small_matrix()
     plan = M.drain_plan(m, ["a"])
     assert filters["report_json"](m, plan, STAMP) == R.render_json(m, plan, STAMP)
