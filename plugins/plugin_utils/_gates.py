@@ -32,6 +32,50 @@ def _what_cannot(cap):
     return "the driver offers no VFIO migration (VFIO_DEVICE_FEATURE_MIGRATION: %s)" % (errno_name or "not offered")
 
 
+class Gates(object):
+    """The gates of one matrix build, each computed once per distinct input.
+
+    A fleet has few distinct stacks, and a host's capability answers are read
+    once per host: 10,000 hosts cost a few thousand version comparisons, not
+    hundreds of thousands.
+    """
+
+    def __init__(self, policy):
+        self.policy = policy
+        self._stacks = {}
+        self._parents = {}  # id(facts) -> (facts, {parent: the first negative answer among its types})
+
+    def stack(self, facts, side):
+        stack = facts.get("stack") or {}
+        key = (stack.get("kernel"), stack.get("qemu"), stack.get("libvirt"), side)
+        got = self._stacks.get(key)
+        if got is None:
+            got = self._stacks[key] = P.stack_check(self.policy, stack, side)
+        return got
+
+    def _negatives(self, facts):
+        got = self._parents.get(id(facts))
+        if got is None or got[0] is not facts:
+            neg = {}
+            for pname, p in (facts.get("parents") or {}).items():
+                for type_id, t in sorted((p.get("types") or {}).items()):
+                    cap = t.get("vfio_migration") or {}
+                    if cap.get("checked") and cap.get("migratable") is False:
+                        neg[pname] = (type_id, cap)
+                        break
+            got = self._parents[id(facts)] = (facts, neg)
+        return got[1]
+
+    def capability(self, facts, kind, parent, type_id, side):
+        """:func:`capability_reasons`, with the parent-wide answers looked up once per host."""
+        if kind == "mdev" and not self._negatives(facts):
+            types = (((facts.get("parents") or {}).get(parent) or {}).get("types") or {})
+            cap = (types.get(type_id) or {}).get("vfio_migration") or {}
+            if not (cap.get("checked") and cap.get("migratable") is False):
+                return []
+        return capability_reasons(facts, kind, parent, type_id, side)
+
+
 def capability_reasons(facts, kind, parent, type_id, side):
     """Why the device of ``type_id`` on ``parent`` cannot migrate, from the kernel's answer.
 
@@ -66,11 +110,6 @@ def capability_reasons(facts, kind, parent, type_id, side):
                                                    "%s instance on the same parent says %s"
                             % (side, type_id, parent, other_id, _what_cannot(ocap)))]
     return []
-
-
-def stack_reasons(policy, facts, side):
-    """The policy's stack minimums on one side, as gate reasons."""
-    return P.stack_check(policy, facts.get("stack") or {}, side)
 
 
 def key(reasons):

@@ -176,6 +176,7 @@ def build_classes(hosts, policy=None):
     carry ``reason``).
     """
     policy = P.normalize(policy)
+    gates = G.Gates(policy)
     classes, rows, ids = {}, [], {}
     for host in sorted(hosts):
         h = hosts[host]
@@ -183,7 +184,7 @@ def build_classes(hosts, policy=None):
             continue
         facts = h["facts"]
         stack = _stack(facts)
-        stack_gate = G.stack_reasons(policy, facts, "source")
+        stack_gate = gates.stack(facts, "source")
         for row in source_entries(host, facts):
             row["class"] = None
             if row["supported"]:
@@ -195,7 +196,7 @@ def build_classes(hosts, policy=None):
             else:
                 rows.append(row)
                 continue
-            gate = stack_gate + G.capability_reasons(facts, row["kind"], row["parent"], row["mdev_type"], "source")
+            gate = stack_gate + gates.capability(facts, row["kind"], row["parent"], row["mdev_type"], "source")
             key = base + ("\x00gate:" + json.dumps(G.key(gate)) if gate else "")
             if key not in ids:
                 ids[key] = class_id(key)
@@ -413,16 +414,19 @@ def _probed_verdicts(results, offered, type_of, shared):
 
     ``offered`` is the target's :func:`offered_types`, ``type_of`` maps check ids to types.
     """
-    by_id = {}
+    by_id, made = {}, shared.made
     for r in results:
         status = r.get("status")
         if status not in _STATUSES:
             status = E.ERROR
         parent = r.get("parent")
         slot = (offered.get(type_of.get(r.get("id"))) or {}).get(parent)
-        by_id.setdefault(r.get("id"), []).append(shared.verdict(
-            parent, status, r.get("message"), r.get("errno"), r.get("errno_name"),
-            "driver" if status in _DRIVER_EVIDENCE else "none", slot["available"] if slot else None))
+        key = (parent, status, r.get("message"), r.get("errno"), r.get("errno_name"),
+               "driver" if status in _DRIVER_EVIDENCE else "none", slot["available"] if slot else None)
+        v = made.get(key)  # inline of shared.verdict: this loop runs once per probe answer
+        if v is None:
+            v = made[key] = _verdict(*key)
+        by_id.setdefault(r.get("id"), []).append(v)
     for cid, vs in by_id.items():
         if len(vs) > 1:
             vs.sort(key=lambda v: v["parent"] or "")
@@ -433,8 +437,8 @@ def _probed_verdicts(results, offered, type_of, shared):
 class _Target(object):
     """What one target host contributes to every class's verdict, computed once."""
 
-    def __init__(self, name, h, policy, type_of, shared):
-        self.name, self.h, self.policy = name, h, policy
+    def __init__(self, name, h, gates, type_of, shared):
+        self.name, self.h, self.gate_maker = name, h, gates
         self.ok = h.get("state") == "ok" and bool(h.get("facts"))
         self.offered, self.probed, self.unusable = {}, None, None
         self._gates = {}
@@ -444,7 +448,7 @@ class _Target(object):
             self.unusable = _probe_unusable(h.get("probe"))
             if not self.unusable:
                 self.probed = _probed_verdicts(h["probe"]["results"], self.offered, type_of, shared)
-            self.stack_gate = G.stack_reasons(policy, facts, "target")
+            self.stack_gate = gates.stack(facts, "target")
             # a directory discovery could not list may hold the type: "missing" would be a guess
             self.unlisted = ["%s %s (%s)" % (e.get("what"), e.get("path"), e.get("errno_name") or e.get("message"))
                              for e in facts.get("errors") or [] if str(e.get("what") or "").startswith("list ")]
@@ -452,15 +456,15 @@ class _Target(object):
             self.kinds.update((p, "mdev") for p in facts.get("parents") or {})
 
     def gates(self, mdev_type):
-        """``parent -> reasons`` for the target side of ``mdev_type``."""
+        """``parent -> reasons`` for the target side of ``mdev_type``; empty when no gate applies."""
         got = self._gates.get(mdev_type)
         if got is None:
             facts = self.h["facts"]
             per = {}
             for parent in self.offered.get(mdev_type) or {}:
                 kind = self.kinds.get(parent, "vgpu")
-                per[parent] = self.stack_gate + G.capability_reasons(facts, kind, parent, mdev_type, "target")
-            got = self._gates[mdev_type] = per
+                per[parent] = self.stack_gate + self.gate_maker.capability(facts, kind, parent, mdev_type, "target")
+            got = self._gates[mdev_type] = per if any(per.values()) else {}
         return got
 
 
@@ -495,6 +499,8 @@ def target_verdicts(c, target, shared, policy, refusal=None):
                                                                   "target not probed for this class")
     per_parent = target.gates(c["mdev_type"])
     source_gate = c.get("source_gate") or []
+    if not per_parent and not source_gate:
+        return base
     return shared.gated(base, lambda parent: source_gate + per_parent.get(parent, []))
 
 
@@ -515,8 +521,9 @@ def compat_matrix(hosts, policy=None):
               probe_refusal(c) if c["version"] is not None and c["evidence"] == "driver" else None)
              for cid, c in classes.items()]
     verdicts = {cid: {} for cid in classes}
+    gates = G.Gates(policy)
     for name in sorted(hosts):
-        target = _Target(name, hosts[name], policy, type_of, shared)
+        target = _Target(name, hosts[name], gates, type_of, shared)
         for cid, c, solo, refusal in order:
             if solo != name:
                 verdicts[cid][name] = target_verdicts(c, target, shared, policy, refusal)
