@@ -47,10 +47,10 @@ def vfio_capabilities(facts, mode, real, dev_root="/dev", proc_root="/proc"):
         for type_id, t in p["types"].items():
             t["vfio_migration"] = _vfio.type_capability(candidates.get((pname, type_id), []), mode, dev_root, held)
     for bdf, fn in facts["physical"].items():
+        not_opened = "not opened: vfio-pci drivers reset the function on open (check_vfio_capability=always allows it)"
         fn["vfio_migration"] = _plain_vfio_pci(fn) or (
             _vfio.ask_device(dev_root, fn.get("iommu_group"), bdf, held) if mode == "always" else
-            _vfio.record(False, device=bdf, message="not opened: vfio-pci drivers reset the function on open "
-                                                     "(check_vfio_capability=always allows it)"))
+            _vfio.record(False, device=bdf, message=not_opened))
 
 
 def _plain_vfio_pci(fn):

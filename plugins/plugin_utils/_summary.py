@@ -208,7 +208,6 @@ def readiness_summary(matrix, plan=None, changes=None, report_dir=None, reports_
     return lines
 
 
-
 def readiness_stats(matrix, plan=None, report_dir=None):
     """The run's outcome as data, for ``set_stats`` (AWX job artifacts, a workflow's next node).
 

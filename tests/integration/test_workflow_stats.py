@@ -20,9 +20,8 @@ pytestmark = [pytest.mark.emulator, pytest.mark.ansible,
 def test_precheck_publishes_its_outcome_as_workflow_data(tmp_path, monkeypatch):
     monkeypatch.setenv("ANSIBLE_SHOW_CUSTOM_STATS", "true")
     report = tmp_path / "report"
-    proc = run("vfio.migration.precheck", args=["-e", "vfio_migration_report_dir=%s" % report,
-                                                 "-e", "vfio_migration_report_timestamp=false"],
-               build_dir=str(tmp_path / "build"), capture=True)
+    args = ["-e", "vfio_migration_report_dir=%s" % report, "-e", "vfio_migration_report_timestamp=false"]
+    proc = run("vfio.migration.precheck", args=args, build_dir=str(tmp_path / "build"), capture=True)
     assert proc.returncode != 0  # the demo's drain strands one vGPU: the precheck fails
     stats = proc.stdout.split("CUSTOM STATS:", 1)[1].split("\tRUN: ", 1)[1].strip()
     out = json.loads(stats)
@@ -45,9 +44,8 @@ def test_precheck_under_junit_gives_one_case_per_item_and_unasked_host(tmp_path,
     monkeypatch.setenv("ANSIBLE_CALLBACKS_ENABLED", "ansible.builtin.junit")
     monkeypatch.setenv("JUNIT_OUTPUT_DIR", str(junit))
     monkeypatch.setenv("JUNIT_HIDE_TASK_ARGUMENTS", "true")
-    proc = run("vfio.migration.precheck", args=["-e", "vfio_migration_report_dir=%s" % (tmp_path / "report"),
-                                                 "-e", "vfio_migration_precheck_cases=true"],
-               build_dir=str(tmp_path / "build"), capture=True)
+    args = ["-e", "vfio_migration_report_dir=%s" % (tmp_path / "report"), "-e", "vfio_migration_precheck_cases=true"]
+    proc = run("vfio.migration.precheck", args=args, build_dir=str(tmp_path / "build"), capture=True)
     assert proc.returncode != 0
     (xml_file,) = list(junit.glob("*.xml"))
     cases = {}

@@ -76,7 +76,7 @@ def test_resolved_against_discovery_and_not_asked_off_the_real_root(tmp_path):
                                                                            [A1, B1], live_id=3)))
     facts = {"devices": {A1: {"mdev_type": "mtty-2", "parent": "mtty"}}, "physical": {}}
     out = host_vms(facts, root)
-    (vm,) = out["vms"].values()
+    (vm,) = list(out["vms"].values())
     assert vm["persistent"] is False  # transient domain: live status only
     assert [(m["mdev_type"], m["parent"], m["present"]) for m in vm["mdevs"]] == [("mtty-2", "mtty", True),
                                                                                   (None, None, False)]
@@ -89,7 +89,7 @@ def test_live_and_persistent_difference_is_a_finding(tmp_path):
     uuid = "9d1c1f4e-0000-4000-8000-00000000000b"
     write(root, "etc/libvirt/qemu/d.xml", domain_xml("d", uuid, [A1]))
     write(root, "run/libvirt/qemu/d.xml", status_xml("running", domain_xml("d", uuid, [A1, A2], live_id=4)))
-    (vm,) = L.domains(root)["vms"].values()
+    (vm,) = list(L.domains(root)["vms"].values())
     assert [m["uuid"] for m in vm["mdevs"]] == [A1, A2]  # the live view wins
     assert vm["differences"] == ["live VFIO devices mdev:%s, mdev:%s differ from the persistent definition's "
                                  "mdev:%s" % (A1, A2, A1)]
