@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Classify the errno of a sysfs read or a migration-version write.
 
-The seeds leave errno values to the vendor driver. This module is the one
+The proposals (docs/proposals.md) leave errno values to the vendor driver. This module is the one
 place that turns them into verdicts, so the facts module, the probe module
 and the controller-side filters agree:
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: vfio.migration contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The write-side compatibility check (seeds 000-004).
+"""The write-side compatibility check (the `version` and `migration_version` proposals, docs/proposals.md).
 
 A target host is handed a batch of checks, one per distinct source
 ``(mdev type, version)`` class. For each check the source's version is written

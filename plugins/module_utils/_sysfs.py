@@ -28,12 +28,12 @@ from ansible_collections.vfio.migration.plugins.module_utils import _version as 
 
 SCHEMA_VERSION = 1
 
-# The two attribute names the seeds define, preferred first (the 2020 v5
+# The two attribute names the proposals define (docs/proposals.md), preferred first (the 2020 v5
 # name superseded the 2019 one). These are also the only names the probe
 # module ever writes to.
 MIGRATION_ATTRIBUTES = ("migration_version", "version")
 
-# PATH_MAX: the seeds cap a migration version string at 4096 bytes.
+# PATH_MAX: the proposals cap a migration version string at 4096 bytes.
 VERSION_MAX = 4096
 # Other attributes are small in a real kernel (one page); read a bounded amount.
 ATTR_READ_MAX = 65536
@@ -183,7 +183,7 @@ class Sysfs(object):
 
         Returns ``{"version": str|None, "error": record|None}``. A read that
         fails is classified (``unsupported`` or ``error``); a value that is
-        not ASCII or longer than PATH_MAX is refused as the seeds require.
+        not ASCII or longer than PATH_MAX is refused as the proposals require.
         """
         data, err = self.read_raw(path, VERSION_MAX + 1)
         if err is not None:
@@ -199,7 +199,7 @@ class Sysfs(object):
         """Read the proposed ``migration/self`` and ``migration/compatible``.
 
         Each may be a multi-line ``key=value`` file or a directory with one
-        file per key (both proposals of seed 001). ``compatible`` may hold
+        file per key (both layouts of the 2020 `migration/self` proposal, docs/proposals.md). ``compatible`` may hold
         several blocks separated by blank lines.
         """
         out = {"self": None, "compatible": None, "error": None}
@@ -480,7 +480,7 @@ def host_stack(fs, host_root="/", run=None):
 
 
 def physical_type(fn):
-    """The "type" of a physical function (seed 001: a signature standing in
+    """The "type" of a physical function (2020 `migration/self` proposal: a signature standing in
     for the mdev type): its PCI vendor and device ids."""
     def hex4(v):
         return (v or "").lower().replace("0x", "").zfill(4)

@@ -50,7 +50,7 @@ LAYOUT_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
 def parse_kv_blocks(text):
-    """Parse ``key=value`` lines into a list of dicts (seed 001 layout).
+    """Parse ``key=value`` lines into a list of dicts (2020 `migration/self` proposal layout).
 
     Blank lines separate blocks (several ``compatible`` entries); a line
     that repeats a key already in the current block also starts a new block.

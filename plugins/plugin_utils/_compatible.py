@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: vfio.migration contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Matching ``migration/self`` against templated ``migration/compatible`` (seed 001).
+"""Matching ``migration/self`` against templated ``migration/compatible`` (2020 `migration/self` proposal, docs/proposals.md).
 
 The controller decides without any write when both drivers publish the
 proposed layout: ``parse_compatible`` reads a ``compatible`` file and its
@@ -19,7 +19,7 @@ from ansible_collections.vfio.migration.plugins.module_utils._version import (
 from ansible_collections.vfio.migration.plugins.plugin_utils._text import shorten
 
 # ---------------------------------------------------------------------------
-# Templates in ``migration/compatible`` (seed 001)
+# Templates in ``migration/compatible`` (2020 `migration/self` proposal, docs/proposals.md)
 # ---------------------------------------------------------------------------
 #
 # A ``compatible`` file holds blocks of ``key=value`` lines. A value is

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: vfio.migration contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Decoding a migration ``version`` string on the controller (seeds 000 and 002).
+"""Decoding a migration ``version`` string on the controller (the 2019 `version` proposal, docs/proposals.md).
 
 ``decode_version`` splits ``<8 hex digits>[-<vendor part>]`` into the PCI
 vendor id, the VFIO device API and the vendor's fields; ``looks_decodable``
@@ -14,7 +14,7 @@ from ansible_collections.vfio.migration.plugins.module_utils._version import ver
 from ansible_collections.vfio.migration.plugins.plugin_utils._text import shorten
 
 # ---------------------------------------------------------------------------
-# Decoding the 2019 ``version`` string (seeds 000 and 002)
+# Decoding the 2019 ``version`` string (the 2019 `version` proposal, docs/proposals.md)
 # ---------------------------------------------------------------------------
 #
 #   <common: 8 hex digits>[-<vendor part>]        e.g. 00028086-193b-i915-GVTg_V5_4
@@ -72,7 +72,7 @@ def looks_decodable(text):
 
 
 def decode_version(text):
-    """Decode a seed 000/002 migration version string.
+    """Decode a 2019 `version` proposal migration version string.
 
     ``text`` is ``<8 hex digits>`` or ``<8 hex digits>-<vendor part>``; one
     trailing newline (as read from sysfs) is ignored. Returns::

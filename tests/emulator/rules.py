@@ -119,7 +119,7 @@ class ShowsSelf(Rule):
 
 @register("exact")
 class ExactRule(ShowsSelf):
-    """Intel GVT-g (seed 002): compatible only with the identical string.
+    """Intel GVT-g (2019 `version` proposal): compatible only with the identical string.
 
     The kernel's own string carries the trailing newline and userspace writes
     with ``echo``, so the written bytes must equal ``self + "\\n"`` exactly.

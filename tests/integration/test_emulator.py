@@ -227,7 +227,7 @@ def test_exact_accepts_only_the_identical_string(emu):
 
 
 def test_exact_through_the_shell(emu):
-    """``echo`` opens with O_TRUNC and writes once, as in seed 000."""
+    """``echo`` opens with O_TRUNC and writes once, as in the 2019 `version` proposal."""
     path = gvt(emu, GVT_TYPES + "/i915-GVTg_V5_2/version")
     ok = subprocess.run(["bash", "-c", 'echo "$1" > "$2"', "bash", V5_2, path], capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stderr

@@ -224,7 +224,7 @@ def test_device_level_handshake(lab):
         got = write_attr(lab, target, path, sources)
         assert {s: ename(c) for s, c in got.items()} == {
             s: ename(L.expected_write_errno(vm, s)) for s in sources}, target
-    # and through the instance's mdev_type link (seed 004's example)
+    # and through the instance's mdev_type link (the `migration_version` v5 proposal's example)
     (uuid, _type), = lab.vm("kvm-a").mdevs
     got = write_attr(lab, "kvm-a", "/sys/bus/mdev/devices/%s/mdev_type/migration_version" % uuid,
                      ["mtty-1.1", "mtty-1.3"])

@@ -1,4 +1,4 @@
-"""The seed 001 example layout, shared by the version, template and filter tests."""
+"""The 2020 `migration/self` proposal example layout, shared by the version, template and filter tests."""
 
 # Seed 001, verbatim apart from the device_api spelling (vfio_pci in the mail).
 SEED_SELF = {

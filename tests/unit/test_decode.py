@@ -1,4 +1,4 @@
-"""Decoding seed 000/002 version strings on the controller (plugin_utils._decode)."""
+"""Decoding 2019 `version` proposal version strings on the controller (plugin_utils._decode)."""
 
 import pytest
 from hypothesis import HealthCheck, given, settings

@@ -26,7 +26,7 @@ def test_write_errno(code, want):
 
 @pytest.mark.parametrize("code,want", [
     (errno.ENODEV, E.UNSUPPORTED),
-    (errno.EINVAL, E.UNSUPPORTED),      # seed 002: GVT without migration answers EINVAL on read
+    (errno.EINVAL, E.UNSUPPORTED),      # 2019 `version` proposal: GVT without migration answers EINVAL on read
     (errno.EOPNOTSUPP, E.UNSUPPORTED),
     (errno.ENOENT, E.UNSUPPORTED),
     (errno.EACCES, E.ERROR),
