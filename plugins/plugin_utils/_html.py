@@ -240,8 +240,8 @@ def _stranded_why(s):
 def _item_cell(item):
     """The thing being moved: a VM when the plan names one, else the device."""
     if item.get("vm"):
-        return _el("td", esc(item.get("vm")) + (" " + _el("code", esc(item.get("vm_uuid"))) if item.get("vm_uuid")
-                                               else ""))
+        uuid = " " + _el("code", esc(item.get("vm_uuid"))) if item.get("vm_uuid") else ""
+        return _el("td", esc(item.get("vm")) + uuid)
     return _el("td", _el("code", esc(item.get("device"))) if item.get("device") else "(whole host)")
 
 
@@ -290,8 +290,9 @@ def _html_unasked(matrix):
     hosts = unasked_hosts(matrix)
     if not hosts:
         return _el("p", "Could not ask: none - every host answered.", **{"class": "note", "id": "unasked"})
-    items = "".join(_el("li", _el("b", esc(name)) + " " + _el("span", esc(state), **{"class": "state-bad"})
-                           + (" - " + esc(reason) if reason else "")) for name, state, reason in hosts)
+    items = "".join(
+        _el("li", _el("b", esc(name)) + " " + _el("span", esc(state), **{"class": "state-bad"})
+            + (" - " + esc(reason) if reason else "")) for name, state, reason in hosts)
     return _el("div", _el("h3", "Could not ask (%d)" % len(hosts)) + _el("ul", items),
                **{"id": "unasked", "class": "unasked"})
 
@@ -434,8 +435,9 @@ def _html_type_sections(matrix):
     for mdev_type, sources, cells in grids:
         counts = _type_counts(cells)
         chips = " ".join("%s %d" % (esc(STATUS_LABELS[s]), counts[s]) for s in E.STATUSES if counts.get(s))
-        head = "Type %s - %d source host%s; %s" % (_el("code", esc(mdev_type) or "(none)"), len(sources),
-                                                     "" if len(sources) == 1 else "s", chips or "no pairs")
+        head = "Type %s - %d source host%s; %s" % (
+            _el("code", esc(mdev_type) or "(none)"), len(sources), "" if len(sources) == 1 else "s",
+            chips or "no pairs")
         out.append(_details(head, _html_grid(matrix, mdev_type, sources, cells), **{"data_type_section": mdev_type}))
     return "\n".join(out)
 

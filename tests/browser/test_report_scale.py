@@ -52,8 +52,8 @@ def scale_run():
     empty = os.path.join(OUT, "empty.html")
     with open(empty, "w", encoding="utf-8") as f:
         f.write("<!DOCTYPE html><title>empty</title>")
-    base = min(_timed("file://" + empty, os.path.join(OUT, "empty.png"))[1] for _ in range(2))
-    runs = [_timed("file://" + path, os.path.join(OUT, "report-1000.png")) for _ in range(2)]
+    base = min(_timed("file://" + empty, os.path.join(OUT, "empty.png"))[1] for attempt in range(2))
+    runs = [_timed("file://" + path, os.path.join(OUT, "report-1000.png")) for attempt in range(2)]
     dom, total = runs[-1][0], min(r[1] for r in runs)
     figures = {"hosts": len(matrix["hosts"]), "bytes": len(page.encode("utf-8")), "render_cpu_s": round(render_s, 2),
                "chromium_total_s": round(total, 2), "chromium_empty_page_s": round(base, 2),

@@ -18,7 +18,7 @@ import shutil
 
 import pytest
 
-import demo.fleet as fleet
+from demo import fleet
 from demo.run_demo import run
 from tests.browser.test_report_html import CHROMIUM, OUT, read_png, rgb, run_chromium
 from tests.emulator.mount import fuse_unavailable

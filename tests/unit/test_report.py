@@ -248,9 +248,10 @@ def test_json_schema():
     assert {c["id"] for c in doc["classes"]} == set(m["classes"])
     assert doc["cells_omitted"] == 0 and doc["verdicts"] is None and doc["sources"] is None
     assert len(doc["cells"]) == len(M.expand_cells(m))
-    assert set(doc["cells"][0]) - {"reasons"} == {"source_host", "source_parent", "mdev_type", "source_kind", "source_version",
-                                    "source_devices", "class", "target_host", "target_parent", "status", "evidence",
-                                    "errno", "errno_name", "message", "target_available_instances", "layout"}
+    assert set(doc["cells"][0]) - {"reasons"} == {
+        "source_host", "source_parent", "mdev_type", "source_kind", "source_version", "source_devices", "class",
+        "target_host", "target_parent", "status", "evidence", "errno", "errno_name", "message",
+        "target_available_instances", "layout"}
     keys = [(c["source_host"], c["source_parent"], c["mdev_type"], c["target_host"], c["target_parent"] or "")
             for c in doc["cells"]]
     assert keys == sorted(keys)
