@@ -45,7 +45,8 @@ $(STAMP)-backports: $(STAMP)-apt tests/kernel/lab612.py
 	$(SUDO) $(PYTHON) tests/kernel/lab612.py packages
 	@touch $@
 
-unit: deps
+# unit tests need no root, FUSE or apt packages: the venv is enough
+unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 # ansible-test sanity and ansible-lint (production profile), as CI runs them

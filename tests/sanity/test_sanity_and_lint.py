@@ -46,6 +46,16 @@ def test_ansible_test_sanity(collection_copy):
     assert proc.returncode == 0, "\n".join(errors) or proc.stdout[-4000:] + proc.stderr[-4000:]
 
 
+def test_ansible_test_units(collection_copy):
+    """``ansible-test units`` finds and runs the unit tests (no root, FUSE or apt needed)."""
+    proc = subprocess.run([ansible_bin("ansible-test"), "units", "--python", "3.11", "--color", "no"],
+                          cwd=collection_copy, capture_output=True, text=True, timeout=1800, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    counts = [line for line in out.splitlines() if " passed" in line and "==" in line]
+    assert counts and int(counts[-1].split(" passed")[0].split()[-1]) >= 300, counts
+
+
 def test_ansible_lint_production_profile():
     proc = subprocess.run([ansible_bin("ansible-lint"), "--nocolor"], cwd=REPO, capture_output=True, text=True,
                           timeout=900, check=False)
