@@ -552,3 +552,15 @@ def test_report_filters_in_ansible_read_the_matrix_as_data(tmp_path):
     assert "{{ 6 * 7 }}" in expected["json"] and "{{ 6 * 7 }}" in expected["csv"]
     for fmt, text in expected.items():
         assert (tmp_path / ("out." + fmt)).read_text() == text, fmt
+
+
+def test_report_json_documents_the_class_order_it_writes():
+    """Defect: report_json.yml said classes are sorted by id; they are sorted by type, version, id."""
+    with open(os.path.join(os.path.dirname(R.__file__), "..", "filter", "report_json.yml")) as f:
+        doc = yaml.safe_load(f)
+    text = " ".join(doc["DOCUMENTATION"]["description"])
+    assert "C(classes) (sorted by type, version and id)" in text
+    m = small_matrix()
+    classes = json.loads(R.render_json(m, None, None))["classes"]
+    assert [(c["mdev_type"], c["version"], c["id"]) for c in classes] == sorted(
+        (c["mdev_type"], c["version"], c["id"]) for c in classes)
