@@ -7,7 +7,7 @@ PY          := $(VENV)/bin/python
 STAMP       := build/.stamp
 APT_PACKAGES := fuse3 mdevctl chromium qemu-system-x86 linux-image-amd64 linux-headers-amd64 \
                 linux-source-6.1 busybox-static openssh-server openssh-client kmod cpio xz-utils \
-                zstd patch make gcc util-linux
+                zstd patch make gcc util-linux redis-server
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 

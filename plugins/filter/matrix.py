@@ -18,6 +18,8 @@ REGISTER_VAR = "vfio_migration_facts_result"
 # what a host missing from hostvars counts as: gathering that did not happen
 NOT_IN_HOSTVARS = {"skipped": True, "msg": "not in hostvars"}
 PROBE_VAR = "vfio_migration_probe_result"
+# how gathering went, kept in the fact cache by a sliced run's first phase (playbooks/gather.yml)
+CACHED_STATE_VAR = "vfio_migration_gather_state"
 
 
 def _caches(hostvars):
@@ -51,16 +53,20 @@ def _fast_host(caches, host):
         host_facts = {}
     if not hasattr(host_facts, "get"):
         return None
-    return registered.get(REGISTER_VAR), host_facts.get(FACTS_VAR), registered.get(PROBE_VAR)
+    return registered.get(REGISTER_VAR), host_facts.get(FACTS_VAR), registered.get(PROBE_VAR), None
 
 
-def gather_state(result, facts=None):
+def gather_state(result, facts=None, cached=None):
     """How fact gathering went on a host: ``{state, reason}`` from its registered mdev_facts result.
 
-    Without a registered result (facts gathered some other way, e.g. through
-    ``facts_modules``), a host with ``vfio_mdev`` facts is ``ok``.
+    Without a registered result, the state a sliced run kept in the fact cache
+    (``cached``) says it; failing that (facts gathered some other way, e.g.
+    through ``facts_modules``), a host with ``vfio_mdev`` facts is ``ok``.
     """
     if not isinstance(result, dict):
+        if isinstance(cached, dict) and cached.get("state") in ("ok", "unreachable", "failed", "unknown"):
+            if cached["state"] != "ok" or facts:
+                return {"state": cached["state"], "reason": cached.get("reason")}
         if facts:
             return {"state": "ok", "reason": None}
         return {"state": "unknown", "reason": "facts were not gathered"}
@@ -83,7 +89,7 @@ def _check_hosts(hosts):
 
 
 def _raw_hosts(hostvars, hosts):
-    """``(host, registered facts result, vfio_mdev facts, probe result)`` per host."""
+    """``(host, registered facts result, vfio_mdev facts, probe result, cached gathering state)`` per host."""
     _check_hosts(hosts)
     caches = _caches(hostvars)
     for host in hosts:
@@ -92,17 +98,18 @@ def _raw_hosts(hostvars, hosts):
             try:
                 hv = hostvars[host]
             except (KeyError, TypeError):
-                yield host, NOT_IN_HOSTVARS, None, None
+                yield host, NOT_IN_HOSTVARS, None, None, None
                 continue
-            got = (hv.get(REGISTER_VAR), (hv.get("ansible_facts") or {}).get(FACTS_VAR), hv.get(PROBE_VAR))
+            got = (hv.get(REGISTER_VAR), (hv.get("ansible_facts") or {}).get(FACTS_VAR), hv.get(PROBE_VAR),
+                   hv.get(CACHED_STATE_VAR))
         yield (host,) + tuple(got)
 
 
 def host_inputs(hostvars, hosts):
     """Extract what the matrix needs from ``hostvars`` for ``hosts``."""
     out = {}
-    for host, registered, facts, probe in _raw_hosts(hostvars, hosts):
-        state = gather_state(registered, facts)
+    for host, registered, facts, probe, cached in _raw_hosts(hostvars, hosts):
+        state = gather_state(registered, facts, cached)
         out[host] = {"state": state["state"], "reason": state["reason"],
                      "facts": plain(facts) if state["state"] == "ok" else None, "probe": plain(probe)}
     return out
@@ -110,7 +117,8 @@ def host_inputs(hostvars, hosts):
 
 def gather_states(hostvars, hosts):
     """``{host: {state, reason}}``: how fact gathering went on each host."""
-    return {host: gather_state(registered, facts) for host, registered, facts, dummy in _raw_hosts(hostvars, hosts)}
+    return {host: gather_state(registered, facts, cached)
+            for host, registered, facts, dummy, cached in _raw_hosts(hostvars, hosts)}
 
 
 def _hosts_arg(data, hosts, name):

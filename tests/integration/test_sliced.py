@@ -1,0 +1,154 @@
+"""Sliced runs (AWX job slicing, --limit batches, several controllers) give the one-run matrix.
+
+An emulated fleet (bench/fleet.py) is checked once with vfio.migration.readiness,
+then in the two-phase mode: vfio.migration.gather for each of 4 slices, then
+vfio.migration.probe for each slice, then vfio.migration.report once, with
+Ansible's own fact cache in between - the jsonfile plugin, and community.general's
+redis plugin against a real Redis server on loopback. Every matrix.json must be
+the one-run matrix.json, byte for byte (timestamps off).
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+
+import pytest
+
+from bench import fleet as F
+from tests.conftest import REPO, ansible_bin
+from tests.emulator.mount import EmulatorMount, fuse_unavailable
+
+pytestmark = [pytest.mark.emulator, pytest.mark.ansible,
+              pytest.mark.skipif(fuse_unavailable() is not None, reason=str(fuse_unavailable()))]
+
+HOSTS = int(os.environ.get("VFIO_SLICED_HOSTS", "200"))
+SLICES = 4
+ANSIBLE_WHEEL = "ansible==12.3.0"  # the community package whose community.general matches ansible-core 2.19
+BUILD = os.path.join(REPO, "build", "sliced")
+
+
+def playbook(inventory, name, env, *args):
+    cmd = [ansible_bin("ansible-playbook"), "-i", inventory, name] + list(args)
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800, check=False)
+    assert proc.returncode == 0, " ".join(cmd) + "\n" + proc.stdout[-4000:] + proc.stderr[-2000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    base = tmp_path_factory.mktemp("sliced")
+    hosts = sorted(F.build(os.path.join(BUILD, "hosts"), HOSTS))
+    mnt = base / "mnt"
+    with EmulatorMount(os.path.join(BUILD, "hosts"), str(mnt), str(base / "writes.log")):
+        inv = F.write_inventory(str(base / "inventory.json"), hosts, str(mnt), sys.executable,
+                                extra_vars={"vfio_migration_report_timestamp": False,
+                                            "vfio_migration_summary": False})
+        env = dict(os.environ, ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_FORKS="10")
+        t0 = time.monotonic()
+        playbook(inv, "vfio.migration.readiness", env, "-e", "vfio_migration_report_dir=%s" % (base / "one"))
+        yield {"base": base, "inventory": inv, "hosts": hosts, "env": env,
+               "one": (base / "one" / "matrix.json").read_text(), "one_seconds": time.monotonic() - t0}
+
+
+def sliced(fleet, cache_env, name):
+    """Run the two phases in SLICES slices as AWX job slicing splits an inventory; the report's matrix.json."""
+    env = dict(fleet["env"], **cache_env)
+    hosts = fleet["hosts"]
+    slices = [",".join(hosts[i::SLICES]) for i in range(SLICES)]
+    report = fleet["base"] / name
+    t0 = time.monotonic()
+    for part in slices:
+        playbook(fleet["inventory"], "vfio.migration.gather", env, "--limit", part)
+    for part in slices:
+        playbook(fleet["inventory"], "vfio.migration.probe", env, "--limit", part)
+    playbook(fleet["inventory"], "vfio.migration.report", env, "-e", "vfio_migration_report_dir=%s" % report)
+    return (report / "matrix.json").read_text(), time.monotonic() - t0
+
+
+def record(fleet, name, seconds):
+    out = os.path.join(REPO, "tests", "output", "sliced.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    data = {}
+    if os.path.exists(out):
+        with open(out) as f:
+            data = json.load(f)
+    data.update({"hosts": HOSTS, "slices": SLICES, "one_run_seconds": round(fleet["one_seconds"], 1),
+                 name + "_seconds": round(seconds, 1)})
+    with open(out, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+
+
+def test_sliced_through_the_jsonfile_cache_gives_the_one_run_matrix(fleet):
+    cache = fleet["base"] / "jsonfile-cache"
+    got, seconds = sliced(fleet, {"ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile",
+                                  "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(cache),
+                                  "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "86400"}, "jsonfile")
+    record(fleet, "jsonfile", seconds)
+    assert len(os.listdir(cache)) == HOSTS  # one cache entry per host, from 4 slices
+    assert got == fleet["one"]
+    assert json.loads(got)["summary"]["status_counts"]["compatible"] > 0
+
+
+def test_without_a_fact_cache_the_sliced_mode_refuses_to_start(fleet):
+    cmd = [ansible_bin("ansible-playbook"), "-i", fleet["inventory"], "vfio.migration.gather", "--limit",
+           fleet["hosts"][0]]
+    env = {k: v for k, v in fleet["env"].items() if not k.startswith("ANSIBLE_CACHE_PLUGIN")}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode != 0 and "ANSIBLE_CACHE_PLUGIN" in proc.stdout
+
+
+def community_general():
+    """community.general, taken from the community package's wheel (PyPI), under build/."""
+    dest = os.path.join(BUILD, "collections")
+    if os.path.isdir(os.path.join(dest, "ansible_collections", "community", "general", "plugins", "cache")):
+        return dest
+    wheels = os.path.join(BUILD, "wheels")
+    os.makedirs(wheels, exist_ok=True)
+    if not [f for f in os.listdir(wheels) if f.endswith(".whl")]:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", wheels, ANSIBLE_WHEEL],
+                       check=True, timeout=900)
+    (wheel,) = [os.path.join(wheels, f) for f in os.listdir(wheels) if f.endswith(".whl")]
+    prefix = "ansible_collections/community/general/"
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(dest, [n for n in z.namelist() if n.startswith(prefix)])
+    return dest
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (make deps installs it)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_sliced_through_the_redis_cache_gives_the_one_run_matrix(fleet, redis_server):
+    collections = os.pathsep.join([community_general(), os.environ["ANSIBLE_COLLECTIONS_PATH"]])
+    got, seconds = sliced(fleet, {"ANSIBLE_CACHE_PLUGIN": "community.general.redis",
+                                  "ANSIBLE_CACHE_PLUGIN_CONNECTION": "127.0.0.1:%d:0" % redis_server,
+                                  "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "86400",
+                                  "ANSIBLE_COLLECTIONS_PATH": collections}, "redis")
+    record(fleet, "redis", seconds)
+    assert got == fleet["one"]
