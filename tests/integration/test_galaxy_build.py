@@ -74,5 +74,8 @@ def test_installed_collection_documents_every_plugin(installed):
 def test_installed_playbooks_resolve(installed, tmp_path):
     inv = tmp_path / "hosts"
     inv.write_text("localhost ansible_connection=local\n")
-    for pb in ("vfio.migration.readiness", "vfio.migration.precheck"):
+    playbooks = sorted("vfio.migration." + f[:-4] for f in os.listdir(os.path.join(REPO, "playbooks"))
+                       if f.endswith(".yml"))
+    assert {"vfio.migration.readiness", "vfio.migration.precheck", "vfio.migration.gather"} <= set(playbooks)
+    for pb in playbooks:
         run(ansible_bin("ansible-playbook"), "-i", str(inv), pb, "--syntax-check", env=installed)
