@@ -176,3 +176,28 @@ def test_precheck_summary_comes_before_its_verdict(tmp_path):
         shoot_text(["TASK [vfio.migration.matrix : Summarise readiness for the operator] ***"] + lines,
                    "demo-precheck-summary")
         run_chromium("file://%s" % (report / "report.html"), os.path.join(OUT, "demo-report.png"), (1400, 1000))
+
+
+@pytest.mark.parametrize("callback", ["json", "yaml"])
+def test_summary_reads_the_same_under_other_callbacks(tmp_path, monkeypatch, callback):
+    """The json callback carries the lines as a list; the default callback in yaml format prints them as lines."""
+    if callback == "json":
+        monkeypatch.setenv("ANSIBLE_STDOUT_CALLBACK", "ansible.builtin.json")
+    else:
+        monkeypatch.setenv("ANSIBLE_CALLBACK_RESULT_FORMAT", "yaml")
+    proc = run(args=["-e", "vfio_migration_report_dir=%s" % (tmp_path / "report")],
+               build_dir=str(tmp_path / "build"), capture=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "\x1b[" not in proc.stdout  # no colour codes when the output is not a terminal
+    if callback == "json":
+        doc = json.loads(proc.stdout)
+        task = next(t for play in doc["plays"] for t in play["tasks"]
+                    if t["task"]["name"].endswith("Summarise readiness for the operator"))
+        lines = [r["msg"] for r in task["hosts"].values() if "msg" in r][0]
+    else:
+        block = proc.stdout[proc.stdout.rindex("Summarise readiness for the operator"):]
+        lines = [line.strip()[2:] for line in block.split("PLAY RECAP")[0].splitlines()
+                 if line.strip().startswith("- ")]
+        lines = [line[1:-1] if line[:1] in "'\"" else line for line in lines]
+    assert lines[0] == "NOT READY: draining gpu-a1, h200-1, igd-1 - 1 of 5 instances would be stranded"
+    assert "Plan: 4 placed, 1 stranded, 0 cold (instances)" in lines
