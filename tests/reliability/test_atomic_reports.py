@@ -23,6 +23,7 @@ import time
 import pytest
 
 from ansible_collections.vfio.migration.plugins.module_utils._gather import gather
+from ansible_collections.vfio.migration.plugins.plugin_utils._report import render_json
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
 from tests.ansible_runner import write_inventory
 from tests.conftest import REPO, ansible_bin
@@ -67,11 +68,14 @@ def big(tmp_path_factory):
     hosts["localhost"] = {}
     inv = write_inventory(str(base / "hosts.json"), hosts, {
         "vfio_migration_use_udev": False, "vfio_migration_persist_facts": True,
-        "vfio_migration_report_dir": str(base / "report"), "matrix_file": str(base / "matrix.json")})
+        "vfio_migration_report_dir": str(base / "report"), "matrix_file": str(base / "matrix.json"),
+        # every run compares with the same matrix.json, so its reports differ from the first run's only in their time
+        "vfio_migration_previous_matrix": str(base / "previous.json")})
     matrix = M.compat_matrix({n: {"state": "ok", "reason": None, "probe": None, "facts": gather(
         hosts[n]["vfio_migration_sysfs_root"], use_udev=False, host_root=hosts[n]["vfio_migration_host_root"])}
         for n in names})
     (base / "matrix.json").write_text(json.dumps(matrix))
+    (base / "previous.json").write_text(render_json(matrix, None, None))
     (base / "facts.yml").write_text(FACTS_PLAY)
     (base / "reports.yml").write_text(REPORTS_PLAY)
     return {"base": base, "inv": inv, "hosts": names, "trees": sorted(trees),
