@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from tests.ansible_runner import playbook
+from tests.ansible_runner import adhoc, playbook
 from tests.kernel import lab612 as L
 
 pytestmark = pytest.mark.kernel
@@ -239,6 +239,40 @@ def test_attribute_is_absent_without_migration(mig_lab):
     reasons = blocked_reasons(lab, "mig-d", "vm-d1")
     assert reasons and any("VFIO" in r or "vfio" in r for r in reasons), reasons
     assert blocked_reasons(lab, "mig-b", "vm-b1") == []
+
+
+def test_mdev_facts_read_the_kernel_libvirt_and_qemu(mig_lab):
+    """What the verdicts and the plan rest on, read from the real guests by mdev_facts.
+
+    The kernel's migration capability of the free instances (the honest 6.12 mtty offers
+    STOP_COPY), every libvirt domain as virsh lists it with its mdev instances, and QEMU's
+    own blockers as query-migrate gives them.
+    """
+    lab = mig_lab
+    results, proc = adhoc(lab.inventory, "vfio.migration.mdev_facts", timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    facts = {host: r["ansible_facts"]["vfio_mdev"] for host, r in results.items()}
+    types = facts["mig-a"]["parents"]["mtty"]["types"]
+    for type_id in ("mtty-1", "mtty-2"):  # the free instance (mtty-1) and the shut-off VM's (mtty-2)
+        cap = types[type_id]["vfio_migration"]
+        assert (cap["checked"], cap["migratable"], cap["in_use"]) == (True, True, False), (type_id, cap)
+        assert "STOP_COPY" in cap["flags"], cap
+        assert cap["device"] in (L.U["a-free"], L.U["a2"])
+    for name in lab.hosts:
+        vms = facts[name]["vms"]
+        assert sorted(vms) == sorted(lab.virsh(name, "list", "--all", "--name").stdout.split()), name
+        for d in L.DOMAINS:
+            if d.host != name:
+                continue
+            vm = vms[d.name]
+            assert vm["state"] == ("running" if d.running else "shutoff"), (d.name, vm["state"])
+            assert sorted(m["uuid"] for m in vm["mdevs"]) == sorted(d.mdevs), d.name
+            assert all(m["present"] and m["parent"] == "mtty" for m in vm["mdevs"]), vm["mdevs"]
+            assert vm["qemu"]["asked"] is d.running, (d.name, vm["qemu"])
+    d1 = facts["mig-d"]["vms"]["vm-d1"]["qemu"]
+    assert d1["blocked"] is True and d1["reasons"] == blocked_reasons(lab, "mig-d", "vm-d1")
+    assert facts["mig-b"]["vms"]["vm-b1"]["qemu"] == {"asked": True, "blocked": False, "reasons": [],
+                                                      "message": None}
 
 
 def test_readiness_reads_the_6_12_guests(readiness):
