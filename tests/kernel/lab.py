@@ -836,10 +836,11 @@ def boot(b, run_dir, vms=LAB_VMS, timeout=BOOT_TIMEOUT):
 
 # --------------------------------------------------------------------------- CLI
 
-def _state(lab_dir):
-    path = os.path.join(lab_dir, "run", "lab.json")
+def _state(lab_dir, run="run", tool="lab.py"):
+    """The state ``up`` wrote for the lab running under ``lab_dir/run`` (exits when there is none)."""
+    path = os.path.join(lab_dir, run, "lab.json")
     if not os.path.exists(path):
-        sys.exit("no running lab (%s missing); run `lab.py up`" % path)
+        sys.exit("no running lab (%s missing); run `%s up`" % (path, tool))
     with open(path) as f:
         return json.load(f)
 

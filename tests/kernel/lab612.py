@@ -479,11 +479,7 @@ def boot(b, run_dir, vms=MIG_VMS, timeout=base.BOOT_TIMEOUT):
 # ------------------------------------------------------------------- CLI
 
 def _state():
-    path = os.path.join(LAB_DIR, "run612", "lab.json")
-    if not os.path.exists(path):
-        sys.exit("no running migration lab (%s missing); run `lab612.py up`" % path)
-    with open(path) as f:
-        return json.load(f)
+    return base._state(LAB_DIR, "run612", "lab612.py")
 
 
 def main(argv=None):
