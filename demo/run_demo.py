@@ -45,7 +45,9 @@ def run(playbook="vfio.migration.readiness", args=(), inventory=os.path.join(HER
     shutil.rmtree(src, ignore_errors=True)
     build(src)
     os.makedirs(mnt, exist_ok=True)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_path(), ANSIBLE_RETRY_FILES_ENABLED="0",
+    # this tree first; collections the caller already names (a community callback...) after it
+    paths = [collection_path()] + [p for p in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.pathsep.join(paths), ANSIBLE_RETRY_FILES_ENABLED="0",
                ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_HOST_KEY_CHECKING="0")
     cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory, playbook] + list(args)
     if build_dir != BUILD:

@@ -3,9 +3,34 @@
 import json
 import os
 import subprocess
+import sys
 import tempfile
+import zipfile
 
 from tests.conftest import REPO, ansible_bin
+
+
+# The community package whose community.general and ansible.posix match ansible-core 2.19: the
+# tests that need a community plugin (a shared fact cache, the json callback) take it from its
+# wheel on PyPI; make test installs ansible-core alone.
+ANSIBLE_WHEEL = "ansible==12.3.0"
+
+
+def community_collections(*names):
+    """A collections dir holding ``names`` (``community.general``...), extracted under build/."""
+    dest = os.path.join(REPO, "build", "community-collections")
+    prefixes = ["ansible_collections/%s/" % n.replace(".", "/") for n in names]
+    if all(os.path.isdir(os.path.join(dest, p, "plugins")) for p in prefixes):
+        return dest
+    wheels = os.path.join(REPO, "build", "wheels")
+    os.makedirs(wheels, exist_ok=True)
+    if not [f for f in os.listdir(wheels) if f.endswith(".whl")]:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", wheels, ANSIBLE_WHEEL],
+                       check=True, timeout=900)
+    (wheel,) = [os.path.join(wheels, f) for f in os.listdir(wheels) if f.endswith(".whl")]
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(dest, [n for n in z.namelist() if n.startswith(tuple(prefixes))])
+    return dest
 
 
 def _env(extra=None):

@@ -20,6 +20,7 @@ import pytest
 
 from demo import fleet
 from demo.run_demo import run
+from tests.ansible_runner import community_collections
 from tests.browser.test_report_html import CHROMIUM, OUT, read_png, rgb, run_chromium
 from tests.emulator.mount import fuse_unavailable
 from tests.fixtures import sysfs_builder as B
@@ -181,8 +182,9 @@ def test_precheck_summary_comes_before_its_verdict(tmp_path):
 @pytest.mark.parametrize("callback", ["json", "yaml"])
 def test_summary_reads_the_same_under_other_callbacks(tmp_path, monkeypatch, callback):
     """The json callback carries the lines as a list; the default callback in yaml format prints them as lines."""
-    if callback == "json":
-        monkeypatch.setenv("ANSIBLE_STDOUT_CALLBACK", "ansible.builtin.json")
+    if callback == "json":  # ansible.posix's, as AWX users and CI pipelines configure it
+        monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", community_collections("ansible.posix"))
+        monkeypatch.setenv("ANSIBLE_STDOUT_CALLBACK", "ansible.posix.json")
     else:
         monkeypatch.setenv("ANSIBLE_CALLBACK_RESULT_FORMAT", "yaml")
     proc = run(args=["-e", "vfio_migration_report_dir=%s" % (tmp_path / "report")],

@@ -15,11 +15,11 @@ import socket
 import subprocess
 import sys
 import time
-import zipfile
 
 import pytest
 
 from bench import fleet as F
+from tests.ansible_runner import community_collections
 from tests.conftest import REPO, ansible_bin
 from tests.emulator.mount import EmulatorMount, fuse_unavailable
 
@@ -28,7 +28,6 @@ pytestmark = [pytest.mark.emulator, pytest.mark.ansible,
 
 HOSTS = int(os.environ.get("VFIO_SLICED_HOSTS", "200"))
 SLICES = 4
-ANSIBLE_WHEEL = "ansible==12.3.0"  # the community package whose community.general matches ansible-core 2.19
 BUILD = os.path.join(REPO, "build", "sliced")
 
 
@@ -102,23 +101,6 @@ def test_without_a_fact_cache_the_sliced_mode_refuses_to_start(fleet):
     assert proc.returncode != 0 and "ANSIBLE_CACHE_PLUGIN" in proc.stdout
 
 
-def community_general():
-    """community.general, taken from the community package's wheel (PyPI), under build/."""
-    dest = os.path.join(BUILD, "collections")
-    if os.path.isdir(os.path.join(dest, "ansible_collections", "community", "general", "plugins", "cache")):
-        return dest
-    wheels = os.path.join(BUILD, "wheels")
-    os.makedirs(wheels, exist_ok=True)
-    if not [f for f in os.listdir(wheels) if f.endswith(".whl")]:
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", wheels, ANSIBLE_WHEEL],
-                       check=True, timeout=900)
-    (wheel,) = [os.path.join(wheels, f) for f in os.listdir(wheels) if f.endswith(".whl")]
-    prefix = "ansible_collections/community/general/"
-    with zipfile.ZipFile(wheel) as z:
-        z.extractall(dest, [n for n in z.namelist() if n.startswith(prefix)])
-    return dest
-
-
 @pytest.fixture
 def redis_server(tmp_path):
     binary = shutil.which("redis-server")
@@ -145,7 +127,7 @@ def redis_server(tmp_path):
 
 
 def test_sliced_through_the_redis_cache_gives_the_one_run_matrix(fleet, redis_server):
-    collections = os.pathsep.join([community_general(), os.environ["ANSIBLE_COLLECTIONS_PATH"]])
+    collections = os.pathsep.join([community_collections("community.general"), os.environ["ANSIBLE_COLLECTIONS_PATH"]])
     got, seconds = sliced(fleet, {"ANSIBLE_CACHE_PLUGIN": "community.general.redis",
                                   "ANSIBLE_CACHE_PLUGIN_CONNECTION": "127.0.0.1:%d:0" % redis_server,
                                   "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "86400",
