@@ -115,11 +115,8 @@ def _key(value):
 
 
 def _class_key(cid):
-    """Order of class ids: ``c2`` before ``c10``; other ids (content hashes) after, by name."""
-    cid = _text(cid)
-    if re.match(r"^c[0-9]+$", cid):
-        return (0, int(cid[1:]), "")
-    return (1, 0, cid)
+    """Order of class ids: by name (they are content hashes, :func:`_matrix.class_id`)."""
+    return _text(cid)
 
 
 def _cell_key(cell):

@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 from html.parser import HTMLParser
 
@@ -505,16 +506,53 @@ def test_ansible_doc_shows_report_html():
     assert "as one HTML page with inline CSS" in text and "generated" in text and "_value" in text
 
 
+def _class_notes(page):
+    """The "Classes: ..." note under each type's grid, as text: ``{type: note}``."""
+    notes = re.findall(r'data-grid-type="([^"]*)".*?<p class="note">Classes: (.*?)</p>', page, re.S)
+    return {mdev_type: re.sub(r"<[^>]+>", "", note) for mdev_type, note in notes}
+
+
+def _table_rows(page, table_class):
+    """The rows of the table of class ``table_class`` as ``{first cell: [other cell texts]}``."""
+    table = re.search(r'<table class="%s">(.*?)</table>' % re.escape(table_class), page, re.S).group(1)
+    cells = [[re.sub(r"<[^>]+>", "", td) for td in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+             for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)]
+    return {c[0]: c[1:] for c in cells if c}
+
+
 def test_policy_classes_are_named_as_such(monkeypatch):
+    """A class without a version says what its verdicts rest on, in every report, never an empty version.
+
+    The policy class (no driver attribute) and a migration/self layout class read differently, and a
+    version class still shows its version.
+    """
     m = small_matrix()
-    cls = next(c for c in m["classes"].values() if c["mdev_type"] == "gvt-4")
-    cls.update(version=None, evidence="policy")
-    assert R.class_basis(cls) == "policy"
-    assert "gvt-4</code> on c" not in R.render_html(m)
-    assert "policy (no driver attribute)" in R.render_html(m)
+    gvt = next(c for c in m["classes"].values() if c["mdev_type"] == "gvt-4")
+    nv12 = next(c for c in m["classes"].values() if c["version"] == "p-1.2")
+    gvt.update(version=None, evidence="policy")
+    nv12.update(version=None, self={"v": "1.2"})  # a driver class matched through migration/self
+    assert (R.class_basis(gvt), R.class_basis(nv12)) == ("policy", "layout")
+
+    page = R.render_html(m)
+    notes = _class_notes(page)
+    assert notes["gvt-4"] == "%s policy (no driver attribute) on c" % gvt["id"]
+    assert notes["nv-1"].startswith("%s migration/self layout on a; " % nv12["id"])
+    assert "p-1.3 on b" in notes["nv-1"]  # version classes keep their version
+    assert "<code></code>" not in page and "<code>None</code>" not in page
+
     monkeypatch.setattr(V, "GRID_LIMIT", 2)  # the per-class summary instead of grids
-    assert "policy (no driver attribute)" in R.render_html(m)
-    assert "| policy (no driver attribute) |" in R.render_markdown(m)
+    page = R.render_html(m)
+    for table, columns in (("data summary", ["type", "version", "sources"]),
+                           ("data classes", ["type", "kind", "version", "source hosts"])):
+        rows = _table_rows(page, table)
+        named = {cid: dict(zip(columns, rows[cid])) for cid in (gvt["id"], nv12["id"])}
+        assert named[gvt["id"]]["version"] == "policy (no driver attribute)", table
+        assert named[nv12["id"]]["version"] == "migration/self layout", table
+        assert rows[next(c["id"] for c in m["classes"].values() if c["version"] == "p-1.3")][
+            columns.index("version")] == "p-1.3"
+    markdown = R.render_markdown(m).splitlines()
+    assert "| %s | gvt-4 | policy (no driver attribute) | 1 |" % gvt["id"] in "\n".join(markdown)
+    assert any(line.startswith("| %s | nv-1 | migration/self layout | 1 |" % nv12["id"]) for line in markdown)
 
 
 @pytest.mark.ansible
@@ -564,3 +602,14 @@ def test_report_json_documents_the_class_order_it_writes():
     classes = json.loads(R.render_json(m, None, None))["classes"]
     assert [(c["mdev_type"], c["version"], c["id"]) for c in classes] == sorted(
         (c["mdev_type"], c["version"], c["id"]) for c in classes)
+
+
+def test_class_ids_are_content_hashes_listed_by_name():
+    """Class ids are content hashes (never ``c<N>`` counters), so the views order equal classes by id as text."""
+    for m in (small_matrix(), all_status_matrix()):
+        assert m["classes"] and all(re.fullmatch(r"[vpl][0-9a-f]{10}", cid) for cid in m["classes"])
+    m = small_matrix()
+    for c in m["classes"].values():
+        c.update(mdev_type="t", version="1")  # only the id tells them apart now
+    assert [c["id"] for c in V.sorted_classes(m)] == sorted(m["classes"])
+    assert V._class_key("c10") < V._class_key("c2")  # text order: the old counter ids get no reading of their own
