@@ -23,13 +23,13 @@ Host input (one dict per inventory host)::
 import functools
 import gc
 import hashlib
-import heapq
 import json
 
 from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
 from ansible_collections.vfio.migration.plugins.module_utils._probe import check_problems
 from ansible_collections.vfio.migration.plugins.plugin_utils import _compatible as V
 from ansible_collections.vfio.migration.plugins.plugin_utils import _gates as G
+from ansible_collections.vfio.migration.plugins.plugin_utils import _plan as PLAN
 from ansible_collections.vfio.migration.plugins.plugin_utils import _policy as P
 
 SCHEMA_VERSION = 1
@@ -532,6 +532,9 @@ def compat_matrix(hosts, policy=None):
         h = hosts[name]
         host_table[name] = {"state": h.get("state") or "unknown", "reason": h.get("reason"),
                             "probed": bool(h.get("probe") and "results" in h["probe"])}
+        if h.get("state") == "ok" and h.get("facts"):
+            host_table[name].update(libvirt=bool((h["facts"].get("libvirt") or {}).get("present")),
+                                    vms=PLAN.host_vms(h["facts"]), room=PLAN.host_room(h["facts"]))
     return {"schema_version": SCHEMA_VERSION, "hosts": host_table, "classes": classes,
             "sources": rows, "verdicts": verdicts, "policy": policy}
 
@@ -590,23 +593,6 @@ def migration_targets(matrix, source_host, device=None, mdev_type=None, exclude=
     return sorted(out.values(), key=lambda t: (-t["available_instances"], t["target_host"], t["target_parent"] or ""))
 
 
-def _why_not(matrix, row, targets):
-    """One line per target host explaining why an instance cannot go there."""
-    if row["class"] is None:
-        return [row["reason"]]
-    reasons = []
-    for target in targets:
-        vs = pair_status(matrix, row, target)
-        if not vs:
-            continue
-        best = best_status(v["status"] for v in vs)
-        v = next(v for v in vs if v["status"] == best)
-        errno_part = " (%s)" % v["errno_name"] if v["errno_name"] else ""
-        message_part = " - %s" % v["message"] if v["message"] and best != E.COMPATIBLE else ""
-        reasons.append("%s: %s%s%s" % (target, best, errno_part, message_part))
-    return reasons or ["no other host in the inventory"]
-
-
 def _compatible(matrix, row, targets):
     """``(target, verdict)`` for every compatible verdict of a source row on ``targets`` (a set), unordered."""
     if row["class"] is None:
@@ -616,98 +602,11 @@ def _compatible(matrix, row, targets):
             if target in targets and target != host for v in vs if v["status"] == E.COMPATIBLE]
 
 
-def _compatible_slots(matrix, row, targets, free):
-    """The (target, parent, type) slots a row's instances could go to; records their free counts."""
-    slots = []
-    for target, v in _compatible(matrix, row, targets):
-        slot = (target, v["parent"], row["mdev_type"])
-        free.setdefault(slot, max(0, v["available_instances"] or 0))
-        slots.append(slot)
-    return slots
-
-
-def _take_freest(heap, free):
-    """Pop stale entries until the top is a slot with its current free count; return it or None.
-
-    Entries are ``(-free, slot)``; counts only go down, so an entry whose count
-    is out of date is replaced by one with the current count.
-    """
-    while heap:
-        neg, slot = heap[0]
-        if -neg == free[slot]:
-            return slot
-        if free[slot] > 0:
-            heapq.heapreplace(heap, (-free[slot], slot))
-        else:
-            heapq.heappop(heap)
-    return None
-
-
-@_without_gc
 def drain_plan(matrix, drain_hosts):
-    """Place every instance on the drained hosts on a compatible target with a free slot.
-
-    Targets outside the drain set only; each placement takes one slot of the
-    target parent's ``available_instances`` for that type, so two instances
-    never count on the same free slot. Instances with the fewest candidates are
-    placed first; ties go to the target with the most free slots left.
-    Instances of one (class, type) share their candidates and one heap of slots
-    by free count, so the plan costs candidates + instances x log(candidates).
-    """
-    drain = set(drain_hosts or ())
-    unknown = sorted(drain - set(matrix["hosts"]))
-    targets = [t for t in sorted(matrix["hosts"]) if t not in drain]
-    free, wants, stranded, placements = {}, [], [], []
-    for host in sorted(drain - set(unknown)):
-        state = matrix["hosts"][host]
-        if state["state"] != "ok":
-            stranded.append({"source_host": host, "device": None, "mdev_type": None, "source_parent": None,
-                             "reason": "host %s: %s" % (state["state"], state["reason"] or "no facts"),
-                             "details": []})
-    groups, allowed = {}, set(targets)
-    for row in matrix["sources"]:
-        if row["host"] not in drain or not row["devices"]:
-            continue
-        # rows without a class differ in their reason, so they are not grouped
-        key = (row["class"], row["mdev_type"]) if row["class"] else id(row)
-        if key not in groups:
-            groups[key] = _compatible_slots(matrix, row, allowed, free)
-        wants.extend((row, dev, key) for dev in row["devices"])
-    wants.sort(key=lambda w: (len(groups[w[2]]), w[0]["host"], w[1]))
-    heaps = {}
-    for row, dev, key in wants:
-        cands = groups[key]
-        if key not in heaps:
-            heaps[key] = [(-free[s], s) for s in cands if free[s] > 0]
-            heapq.heapify(heaps[key])
-        slot = _take_freest(heaps[key], free)
-        base = {"source_host": row["host"], "source_parent": row["parent"], "device": dev,
-                "mdev_type": row["mdev_type"], "source_version": row["version"]}
-        if slot is not None:
-            free[slot] -= 1
-            placements.append(dict(base, target_host=slot[0], target_parent=slot[1],
-                                   target_free_after=free[slot]))
-        elif cands:
-            full = sorted(set("%s/%s" % (s[0], s[1]) for s in cands))
-            stranded.append(dict(base, reason="every compatible target is full: %s" % ", ".join(full),
-                                 details=_why_not(matrix, row, targets)))
-        else:
-            stranded.append(dict(base, reason="no compatible target outside the drain set",
-                                 details=_why_not(matrix, row, targets)))
-    placements.sort(key=lambda p: (p["source_host"], p["device"]))
-    stranded.sort(key=lambda s: (s["source_host"], s["device"] or ""))
-    return {"drain_hosts": sorted(drain), "unknown_hosts": unknown, "ready": not stranded and not unknown,
-            "placements": placements, "stranded": stranded}
+    """The drain plan in VMs (see :mod:`_plan`)."""
+    return PLAN.drain_plan(matrix, drain_hosts)
 
 
 def stranded_message(plan):
-    """The text a failed precheck shows: every stranded instance and why."""
-    lines = []
-    for h in plan["unknown_hosts"]:
-        lines.append("%s: not in the inventory" % h)
-    for s in plan["stranded"]:
-        what = "%s %s on %s/%s" % (s["mdev_type"], s["device"], s["source_host"], s["source_parent"]) \
-            if s["device"] else s["source_host"]
-        lines.append("%s: %s" % (what, s["reason"]))
-        lines.extend("    %s" % d for d in s.get("details") or [])
-    return "\n".join(lines)
+    """The text a failed precheck shows (see :mod:`_plan`)."""
+    return PLAN.stranded_message(plan)

@@ -40,7 +40,7 @@ def _capped(lines, cap, what):
 
 def _noun(plan):
     items = [i for field in ("placements", "stranded", "cold") for i in plan.get(field) or []]
-    return "VMs" if any("vm" in i for i in items) else "instances"
+    return "VMs" if any(i.get("vm") for i in items) else "instances"
 
 
 def _best_detail(details):
@@ -59,7 +59,7 @@ def best_reason(item):
     """One reason for a stranded item: its first listed reason, sharpened by its best target."""
     reasons = [r for r in item.get("reasons") or [] if r]
     reason = _text(reasons[0] if reasons else item.get("reason")) or "no reason given"
-    if not reasons and reason.startswith("no compatible target"):
+    if reason.startswith("no compatible target"):
         detail = _best_detail(item.get("details"))
         if detail:
             reason += "; nearest: %s" % _text(detail)
