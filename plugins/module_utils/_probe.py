@@ -175,6 +175,21 @@ class Prober(object):
         self.parallel = max(1, parallel)
         self.mountinfo = mountinfo
         self._fstype = {}
+        self._forget()
+
+    def _forget(self):
+        """Drop what one run learnt about the tree (each run looks again).
+
+        A batch holds one check per class, so many checks name the same type:
+        24 classes of 4 types on 2 parents are 48 writes to only 8 attributes.
+        Within a run each parent list, PCI identity, attribute lookup, safety
+        gate and target version is read once and shared by the checks.
+        """
+        self._mdev_parents = None
+        self._pci = None
+        self._typedirs = {}
+        self._attributes = {}
+        self._gates = {}
 
     def check_root(self):
         """Refuse a root that is not a directory, or not sysfs unless allowed."""
@@ -187,6 +202,12 @@ class Prober(object):
                 "(set allow_non_sysfs for test trees and emulators)" % (self.fs.root, fstype or "unknown"))
 
     def _attribute_in(self, dirpath):
+        if dirpath not in self._attributes:
+            self._attributes[dirpath] = self._find_attribute(dirpath)
+        return self._attributes[dirpath]
+
+    @staticmethod
+    def _find_attribute(dirpath):
         for name in MIGRATION_ATTRIBUTES:
             p = os.path.join(dirpath, name)
             if os.path.lexists(p):
@@ -210,27 +231,51 @@ class Prober(object):
         target.attribute = real
         return None
 
+    def _gate(self, target):
+        """``_safe`` and the target's own version, once per attribute and run: ``(problem, read)``."""
+        key = target.attribute
+        if key not in self._gates:
+            problem = self._safe(target)
+            self._gates[key] = (problem, target.attribute, None if problem else self.fs.read_version(target.attribute))
+        problem, target.attribute, got = self._gates[key]
+        return problem, got
+
     def _type_targets(self, check):
         """Every parent (or VFIO PCI function) offering the check's type."""
         out = []
         if check["mdev_type"].startswith("pci-"):
-            base = self.fs.path("bus", "pci", "devices")
-            for bdf in self.fs.listdir(base):
-                if check["parent"] not in (None, bdf):
-                    continue
-                devdir = os.path.join(base, bdf)
-                ident = {k: (self.fs.read_text(os.path.join(devdir, k)) or "") for k in ("vendor", "device")}
-                if physical_type(ident) == check["mdev_type"] and \
-                        "vfio_pci" in (self.fs.link_name(os.path.join(devdir, "driver")) or "").replace("-", "_"):
+            for bdf, ptype, devdir in self._vfio_functions():
+                if check["parent"] in (None, bdf) and ptype == check["mdev_type"]:
                     out.append(Target(check, parent=bdf, device=bdf, attribute=self._attribute_in(devdir)))
             return out
         base = self.fs.path("class", "mdev_bus")
-        parents = [check["parent"]] if check["parent"] else self.fs.listdir(base)
+        if check["parent"]:
+            parents = [check["parent"]]
+        else:
+            if self._mdev_parents is None:
+                self._mdev_parents = self.fs.listdir(base)
+            parents = self._mdev_parents
         for parent in parents:
             typedir = os.path.join(base, parent, "mdev_supported_types", check["mdev_type"])
-            if os.path.isdir(typedir):
-                out.append(Target(check, parent=parent, attribute=self._attribute_in(typedir)))
+            if typedir not in self._typedirs:
+                self._typedirs[typedir] = os.path.isdir(typedir)
+            if not self._typedirs[typedir]:
+                continue
+            out.append(Target(check, parent=parent, attribute=self._attribute_in(typedir)))
         return out
+
+    def _vfio_functions(self):
+        """``(address, pci-VVVV:DDDD type, directory)`` of every PCI function bound to a vfio-pci driver."""
+        if self._pci is None:
+            base = self.fs.path("bus", "pci", "devices")
+            self._pci = []
+            for bdf in self.fs.listdir(base):
+                devdir = os.path.join(base, bdf)
+                if "vfio_pci" not in (self.fs.link_name(os.path.join(devdir, "driver")) or "").replace("-", "_"):
+                    continue
+                ident = {k: (self.fs.read_text(os.path.join(devdir, k)) or "") for k in ("vendor", "device")}
+                self._pci.append((bdf, physical_type(ident), devdir))
+        return self._pci
 
     def _device_target(self, check):
         dev = check["device"]
@@ -279,11 +324,10 @@ class Prober(object):
                 t.message = ("not asked: the %d-byte version plus its newline does not fit one sysfs store "
                              "(%d bytes)" % (len(t.check["version"]), SYSFS_STORE_MAX))
                 continue
-            problem = self._safe(t)
+            problem, got = self._gate(t)
             if problem:
                 t.status, t.message = E.ERROR, "refused to write: attribute %s" % problem
                 continue
-            got = self.fs.read_version(t.attribute)
             if got["error"] is not None:
                 t.errno = got["error"]["errno"]
                 t.status = got["error"]["means"]
@@ -297,6 +341,7 @@ class Prober(object):
     def run(self, checks):
         """Validate, resolve and write; return one result per (check, target)."""
         checks = validate_checks(checks)
+        self._forget()
         self.check_root()
         targets = [t for c in checks for t in self.resolve(c)]
         todo = {}
