@@ -245,6 +245,25 @@ def _item_cell(item):
     return _el("td", _el("code", esc(item.get("device"))) if item.get("device") else "(whole host)")
 
 
+def _devices_cell(item):
+    """The devices a VM moves, one per line: type and instance (or function)."""
+    devs = item.get("devices") or []
+    if not devs or not item.get("vm"):  # an instance on its own: the first column names it
+        return _el("td", esc(item.get("mdev_type")))
+    return _el("td", "<br>".join("%s %s" % (esc(d.get("mdev_type") or d.get("kind")), _el("code", esc(d.get("id"))))
+                                 for d in devs))
+
+
+def _targets_cell(item):
+    """Where each device goes: parent, instance to use or create (a new UUID is said so)."""
+    out = []
+    for d in item.get("target_devices") or []:
+        what = {"use": "use free", "create": "create", "assign": "assign"}.get(d.get("action"), d.get("action"))
+        note = " (UUID changes)" if d.get("uuid_changes") else ""
+        out.append("%s: %s %s%s" % (esc(d.get("target_parent")), esc(what), _el("code", esc(d.get("device"))), note))
+    return _el("td", "<br>".join(out) or esc(item.get("target_parent")))
+
+
 def _html_plan(plan):
     """The drain plan: stranded first (with every reason), then placements, then cold moves."""
     out = []
@@ -256,20 +275,17 @@ def _html_plan(plan):
                        **{"class": "state-bad"}))
     out.append(_el("h3", "Stranded (%d)" % len(stranded), **{"id": "stranded"}))
     if stranded:
-        rows = [[_item_cell(s), _el("td", esc(s.get("mdev_type"))), _el("td", esc(s.get("source_host"))),
-                 _el("td", esc(s.get("source_parent"))), _el("td", _stranded_why(s))] for s in stranded]
-        out.append(_html_table(("moves", "type", "source host", "source parent", "why not"), rows, "stranded"))
+        rows = [[_item_cell(s), _devices_cell(s), _el("td", esc(s.get("source_host"))),
+                 _el("td", esc(s.get("cause"))), _el("td", _stranded_why(s))] for s in stranded]
+        out.append(_html_table(("moves", "devices", "source host", "cause", "why not"), rows, "stranded"))
     else:
         out.append(_el("p", "None.", **{"class": "note"}))
     out.append(_el("h3", "Placements (%d)" % len(placements), **{"id": "placements"}))
     if placements:
         out.append(_html_table(
-            ("moves", "type", "source host", "source parent", "version", "target host", "target parent",
-             "free after"),
-            [[_item_cell(p), _el("td", esc(p.get("mdev_type"))),
-              _el("td", esc(p.get("source_host"))), _el("td", esc(p.get("source_parent"))),
-              _el("td", esc(p.get("source_version"))), _el("td", esc(p.get("target_host"))),
-              _el("td", esc(p.get("target_parent") or ", ".join(_text(x) for x in p.get("target_parents") or []))),
+            ("moves", "devices", "source host", "target host", "target devices", "room after"),
+            [[_item_cell(p), _devices_cell(p), _el("td", esc(p.get("source_host"))),
+              _el("td", esc(p.get("target_host"))), _targets_cell(p),
               _el("td", esc(p.get("target_free_after")), **{"class": "num"})]
              for p in placements], "placements"))
     else:
@@ -277,12 +293,26 @@ def _html_plan(plan):
     if cold or "cold" in plan:
         out.append(_el("h3", "Cold moves (%d)" % len(cold), **{"id": "cold"}))
         if cold:
-            out.append(_html_table(("moves", "source host", "target host", "note"),
-                                   [[_item_cell(c), _el("td", esc(c.get("source_host"))),
-                                     _el("td", esc(c.get("target_host"))), _el("td", esc(c.get("reason")))]
+            out.append(_html_table(("moves", "devices", "source host", "possible targets", "note"),
+                                   [[_item_cell(c), _devices_cell(c), _el("td", esc(c.get("source_host"))),
+                                     _el("td", esc(", ".join(_text(t) for t in c.get("target_hosts") or [])
+                                                   or c.get("target_host") or "none")),
+                                     _el("td", esc(c.get("reason")))]
                                     for c in cold], "cold"))
         else:
             out.append(_el("p", "None.", **{"class": "note"}))
+    if plan.get("collisions"):
+        out.append(_el("h3", "Instance UUIDs already on a target (%d)" % len(plan["collisions"]),
+                       **{"id": "collisions"}))
+        out.append(_html_table(("UUID", "VM", "source host", "target host", "held by"),
+                               [[_el("td", _el("code", esc(c.get("uuid")))), _el("td", esc(c.get("vm"))),
+                                 _el("td", esc(c.get("source_host"))), _el("td", esc(c.get("target_host"))),
+                                 _el("td", esc(c.get("held_by") or "a stale %s instance" % _text(c.get("mdev_type"))))]
+                                for c in plan["collisions"]], "collisions"))
+    if plan.get("free_instances"):
+        out.append(_el("p", "%d instance(s) on the drained hosts belong to no VM and are not planned: %s" % (
+            len(plan["free_instances"]), esc(", ".join(_text(f.get("device")) for f in plan["free_instances"]))),
+            **{"class": "note", "id": "free-instances"}))
     return "\n".join(out)
 
 

@@ -496,8 +496,9 @@ def drain_plan(matrix, drain_hosts):
     for s in stranded:
         s.setdefault("reason", (s.get("reasons") or [None])[0])
     free = [{"source_host": h, "device": u, "mdev_type": i["mdev_type"], "source_parent": i["parent"]}
-            for h in sorted(drain) for u, i in sorted(((matrix["hosts"][h].get("room") or {}).get("instances")
-                                                       or {}).items()) if i["vm"] is None]
+            for h in sorted(drain) if matrix["hosts"][h].get("libvirt")
+            for u, i in sorted(((matrix["hosts"][h].get("room") or {}).get("instances") or {}).items())
+            if i["vm"] is None]
     placements.sort(key=lambda p: (p["source_host"], p["vm"] or "", p.get("device") or ""))
     stranded.sort(key=lambda s: (s["source_host"], s["vm"] or "", s.get("device") or ""))
     collisions = sorted({(c["uuid"], c["target_host"]): c for c in planner.collisions}.values(),

@@ -246,30 +246,59 @@ def render_markdown(matrix, plan=None, generated=None):
     return "\n".join(out).rstrip("\n") + "\n"
 
 
+def _md_moves(item):
+    if item.get("vm"):
+        return md_escape(item["vm"])
+    return md_escape(item.get("device")) or "(whole host)"
+
+
+def _md_devices(item):
+    devs = item.get("devices") or [] if item.get("vm") else []
+    return "<br>".join("%s %s" % (md_escape(d.get("mdev_type") or d.get("kind")), md_escape(d.get("id")))
+                       for d in devs) or md_escape(item.get("mdev_type"))
+
+
+def _md_target_devices(p):
+    return "<br>".join("%s: %s %s" % (md_escape(d.get("target_parent")), md_escape(d.get("action")),
+                                      md_escape(d.get("device")))
+                       for d in p.get("target_devices") or []) or md_escape(p.get("target_parent"))
+
+
 def _md_plan(plan):
     out = ["**%s** - draining %s" % ("READY" if plan.get("ready") else "NOT READY",
                                      ", ".join(md_escape(h) for h in plan.get("drain_hosts") or []) or "nothing"), ""]
     if plan.get("unknown_hosts"):
         out += ["Not in the inventory: %s" % ", ".join(md_escape(h) for h in plan["unknown_hosts"]), ""]
-    out += ["### Placements", ""]
-    if plan.get("placements"):
-        out += _md_table(["device", "type", "source", "target", "free after"],
-                         [[md_escape(p.get("device")), md_escape(p.get("mdev_type")),
-                           "%s / %s" % (md_escape(p.get("source_host")), md_escape(p.get("source_parent"))),
-                           "%s / %s" % (md_escape(p.get("target_host")), md_escape(p.get("target_parent"))),
-                           md_escape(p.get("target_free_after"))] for p in plan["placements"]]) + [""]
-    else:
-        out += ["None.", ""]
     out += ["### Stranded", ""]
     if plan.get("stranded"):
         rows = []
         for s in plan["stranded"]:
-            why = md_escape(s.get("reason"))
+            why = "<br>".join(md_escape(r) for r in s.get("reasons") or [s.get("reason")])
             if s.get("details"):
                 why += "<br>" + "<br>".join(md_escape(d) for d in s["details"])
-            rows.append([md_escape(s.get("device")) or "(whole host)", md_escape(s.get("mdev_type")),
-                         "%s / %s" % (md_escape(s.get("source_host")), md_escape(s.get("source_parent"))), why])
-        out += _md_table(["device", "type", "source", "reason"], rows) + [""]
+            rows.append([_md_moves(s), _md_devices(s), md_escape(s.get("source_host")), md_escape(s.get("cause")),
+                         why])
+        out += _md_table(["moves", "devices", "source", "cause", "reason"], rows) + [""]
     else:
         out += ["None.", ""]
+    out += ["### Placements", ""]
+    if plan.get("placements"):
+        out += _md_table(["moves", "devices", "source", "target", "target devices", "room after"],
+                         [[_md_moves(p), _md_devices(p), md_escape(p.get("source_host")),
+                           md_escape(p.get("target_host")), _md_target_devices(p),
+                           md_escape(p.get("target_free_after"))] for p in plan["placements"]]) + [""]
+    else:
+        out += ["None.", ""]
+    if plan.get("cold"):
+        out += ["### Cold moves", ""]
+        out += _md_table(["moves", "devices", "source", "possible targets"],
+                         [[_md_moves(c), _md_devices(c), md_escape(c.get("source_host")),
+                           md_escape(", ".join(c.get("target_hosts") or [])) or "none"] for c in plan["cold"]]) + [""]
+    if plan.get("collisions"):
+        out += ["### Instance UUIDs already on a target", ""]
+        out += _md_table(["UUID", "VM", "source", "target", "held by"],
+                         [[md_escape(c.get("uuid")), md_escape(c.get("vm")), md_escape(c.get("source_host")),
+                           md_escape(c.get("target_host")), md_escape(c.get("held_by") or "stale instance")]
+                          for c in plan["collisions"]]) + [""]
     return out
+
