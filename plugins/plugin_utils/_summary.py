@@ -226,8 +226,8 @@ def readiness_stats(matrix, plan=None, report_dir=None):
     }
     for field, key in (("placements", "placed"), ("stranded", "stranded"), ("cold", "cold")):
         for item in (plan or {}).get(field) or []:
-            rec = {k: _text(item.get(k)) for k in ("vm", "device", "mdev_type", "source_host", "target_host")
-                   if item.get(k) is not None}
+            rec = {k: _text(item.get(k)) for k in ("vm", "vm_uuid", "device", "mdev_type", "source_host",
+                                                   "target_host", "cause") if item.get(k) is not None}
             if key == "stranded":
                 rec["reason"] = _text(best_reason(item))
             out[key].append(rec)
@@ -250,7 +250,8 @@ def precheck_cases(matrix, plan):
         cases.append({"name": "%s: moves cold" % _item_name(item), "ok": True,
                       "message": _text(item.get("reason")) or "shut off: moves cold"})
     for item in (plan or {}).get("stranded") or []:
-        why = [_text(item.get("reason"))] + ["  " + _text(d) for d in item.get("details") or []]
+        reasons = [r for r in item.get("reasons") or [] if r] or [item.get("reason")]
+        why = [_text(r) for r in reasons] + ["  " + _text(d) for d in item.get("details") or []]
         cases.append({"name": "%s: stranded" % _item_name(item), "ok": False, "message": "\n".join(why)})
     for host in (plan or {}).get("unknown_hosts") or []:
         cases.append({"name": "host %s: not in the inventory" % _text(host), "ok": False,
