@@ -89,6 +89,10 @@ def _verdict_lines(matrix, plan, noun):
     lines = [_cut(head), "Plan: %d placed, %d stranded, %d cold (%s)" % (placed, stranded, cold, noun)]
     if plan.get("unknown_hosts"):
         lines.append(_cut("Not in the inventory: %s" % ", ".join(_text(h) for h in plan["unknown_hosts"])))
+    if plan.get("collisions"):
+        lines.append(_cut("Instance UUIDs already on a target: %s" % ", ".join(
+            "%s (%s) on %s" % (_text(c.get("uuid"))[:8], _text(c.get("vm")), _text(c.get("target_host")))
+            for c in plan["collisions"])))
     return lines
 
 

@@ -284,3 +284,17 @@ def test_random_fleets_whole_vms_compatible_parents_room_never_overbooked(seed):
             if len(s["devices"]) == 1:
                 dev = s["devices"][0]
                 assert all(pools[p].room(dev["mdev_type"]) == 0 for p in ok_parents[dev["id"]]), (s, t)
+
+
+def test_the_terminal_summary_names_vms_and_collisions():
+    from ansible_collections.vfio.migration.plugins.plugin_utils import _summary as S
+    src = with_vms(facts({"g": {"t": ("p-1.0", 0, [uid(1), uid(2)])}}),
+                   {"web": ("running", [uid(1)]), "db": ("running", [uid(2)], {"viommu": True})})
+    taken = with_vms(facts({"g": {"t": ("p-1.0", 8, [uid(1)])}}), {"other": ("running", [uid(1)])})
+    hosts = {"src": ok(src), "b": ok(taken), "c": ok(with_vms(facts({"g": {"t": ("p-1.0", 1, [])}}), {}))}
+    plan, matrix = plan_for(hosts, ["src"])
+    lines = S.readiness_summary(matrix, plan)
+    assert lines[0] == "NOT READY: draining src - 1 of 2 VMs would be stranded"
+    assert "Plan: 1 placed, 1 stranded, 0 cold (VMs)" in lines
+    assert "Instance UUIDs already on a target: %s (web) on b" % uid(1)[:8] in lines
+    assert any(line.startswith("  db t on src: domain has a vIOMMU") for line in lines), lines
