@@ -4,56 +4,28 @@
 """Fleet filters: probe batches, the compatibility matrix, targets and drain plans.
 
 Documentation of each filter is in the YAML file of the same name beside
-this one (``ansible-doc -t filter vfio.migration.compat_matrix``).
+this one (``ansible-doc -t filter vfio.migration.compat_matrix``). The
+filters that take ``hostvars`` read it through
+``plugin_utils._ansible_internals.host_values``, the one place that knows how
+ansible-core keeps host variables.
 """
 
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
 from ansible_collections.vfio.migration.plugins.plugin_utils import _policy as P
+from ansible_collections.vfio.migration.plugins.plugin_utils._ansible_internals import host_values
 from ansible_collections.vfio.migration.plugins.plugin_utils._data import plain
 
+# the module's fact (ansible_facts.vfio_mdev); fixed by vfio.migration.mdev_facts
 FACTS_VAR = "vfio_mdev"
-REGISTER_VAR = "vfio_migration_facts_result"
+# Where the roles and playbooks put what the filters read; each filter takes
+# other names as arguments (facts_result_var, probe_result_var, gather_state_var).
+FACTS_RESULT_VAR = "vfio_migration_facts_result"  # the facts role's registered mdev_facts result
+PROBE_RESULT_VAR = "vfio_migration_probe_result"  # the matrix role's registered migration_probe result
+GATHER_STATE_VAR = "vfio_migration_gather_state"  # how gathering went, cached by playbooks/gather.yml
 # what a host missing from hostvars counts as: gathering that did not happen
 NOT_IN_HOSTVARS = {"skipped": True, "msg": "not in hostvars"}
-PROBE_VAR = "vfio_migration_probe_result"
-# how gathering went, kept in the fact cache by a sliced run's first phase (playbooks/gather.yml)
-CACHED_STATE_VAR = "vfio_migration_gather_state"
-
-
-def _caches(hostvars):
-    """The variable manager's fact caches behind ``hostvars``, or None.
-
-    ``hostvars[host]`` runs the whole variable merge for the host and
-    ``.get()`` then templates the value, walking every fact; on a fleet that
-    is most of what building the matrix costs. The values the matrix reads
-    are results of modules and ``set_fact`` (the facts role's set_fact and the
-    registered probe result), which Ansible keeps, already templated, in the
-    variable manager's fact caches; read them there. Private attributes:
-    whenever they are missing, or a host has no registered result where the
-    facts role puts it, the host goes through ``hostvars[host]``.
-    """
-    vm = getattr(hostvars, "_variable_manager", None)
-    nonpersistent = getattr(vm, "_nonpersistent_fact_cache", None)
-    facts = getattr(vm, "_fact_cache", None)
-    if not isinstance(nonpersistent, dict) or facts is None or not hasattr(facts, "get"):
-        return None
-    return nonpersistent, facts
-
-
-def _fast_host(caches, host):
-    nonpersistent, fact_cache = caches
-    registered = nonpersistent.get(host)
-    if not isinstance(registered, dict) or REGISTER_VAR not in registered:
-        return None
-    try:
-        host_facts = fact_cache.get(host) or {}
-    except KeyError:
-        host_facts = {}
-    if not hasattr(host_facts, "get"):
-        return None
-    return registered.get(REGISTER_VAR), host_facts.get(FACTS_VAR), registered.get(PROBE_VAR), None
 
 
 def gather_state(result, facts=None, cached=None):
@@ -88,46 +60,54 @@ def _check_hosts(hosts):
         raise AnsibleFilterError("hosts must be a list of inventory host names")
 
 
-def _raw_hosts(hostvars, hosts):
+def _check_names(name, **names):
+    for arg, value in names.items():
+        if not isinstance(value, str) or not value:
+            raise AnsibleFilterError("%s: %s must be a variable name, not %r" % (name, arg, value))
+
+
+def _raw_hosts(hostvars, hosts, facts_result_var, probe_result_var, gather_state_var):
     """``(host, registered facts result, vfio_mdev facts, probe result, cached gathering state)`` per host."""
     _check_hosts(hosts)
-    caches = _caches(hostvars)
-    for host in hosts:
-        got = _fast_host(caches, host) if caches is not None else None
-        if got is None:
-            try:
-                hv = hostvars[host]
-            except (KeyError, TypeError):
-                yield host, NOT_IN_HOSTVARS, None, None, None
-                continue
-            got = (hv.get(REGISTER_VAR), (hv.get("ansible_facts") or {}).get(FACTS_VAR), hv.get(PROBE_VAR),
-                   hv.get(CACHED_STATE_VAR))
-        yield (host,) + tuple(got)
+    names = (facts_result_var, probe_result_var, gather_state_var)
+    for host, values in host_values(hostvars, hosts, variables=names, facts=(FACTS_VAR,),
+                                    anchor=facts_result_var):
+        if values is None:
+            yield host, NOT_IN_HOSTVARS, None, None, None
+        else:
+            yield host, values[facts_result_var], values[FACTS_VAR], values[probe_result_var], \
+                values[gather_state_var]
 
 
-def host_inputs(hostvars, hosts):
+def host_inputs(hostvars, hosts, facts_result_var=FACTS_RESULT_VAR, probe_result_var=PROBE_RESULT_VAR,
+                gather_state_var=GATHER_STATE_VAR, name="compat_matrix"):
     """Extract what the matrix needs from ``hostvars`` for ``hosts``."""
+    _check_names(name, facts_result_var=facts_result_var, probe_result_var=probe_result_var,
+                 gather_state_var=gather_state_var)
     out = {}
-    for host, registered, facts, probe, cached in _raw_hosts(hostvars, hosts):
+    raw = _raw_hosts(hostvars, hosts, facts_result_var, probe_result_var, gather_state_var)
+    for host, registered, facts, probe, cached in raw:
         state = gather_state(registered, facts, cached)
         out[host] = {"state": state["state"], "reason": state["reason"],
                      "facts": plain(facts) if state["state"] == "ok" else None, "probe": plain(probe)}
     return out
 
 
-def gather_states(hostvars, hosts):
+def gather_states(hostvars, hosts, facts_result_var=FACTS_RESULT_VAR, gather_state_var=GATHER_STATE_VAR):
     """``{host: {state, reason}}``: how fact gathering went on each host."""
+    _check_names("gather_states", facts_result_var=facts_result_var, gather_state_var=gather_state_var)
     return {host: gather_state(registered, facts, cached)
-            for host, registered, facts, dummy, cached in _raw_hosts(hostvars, hosts)}
+            for host, registered, facts, dummy, cached
+            in _raw_hosts(hostvars, hosts, facts_result_var, PROBE_RESULT_VAR, gather_state_var)}
 
 
-def _hosts_arg(data, hosts, name):
+def _hosts_arg(data, hosts, name, **names):
     if hosts is None:
         if isinstance(data, dict) and all(isinstance(v, dict) and "state" in v for v in data.values()):
             return plain(data)  # already host inputs
         raise AnsibleFilterError("%s: give the list of hosts: hostvars | vfio.migration.%s(ansible_play_hosts_all)"
                                  % (name, name))
-    return host_inputs(data, hosts)
+    return host_inputs(data, hosts, name=name, **names)
 
 
 def _matrix_arg(matrix, name):
@@ -136,15 +116,19 @@ def _matrix_arg(matrix, name):
     return matrix
 
 
-def probe_batches(data, hosts=None):
+def probe_batches(data, hosts=None, facts_result_var=FACTS_RESULT_VAR, gather_state_var=GATHER_STATE_VAR):
     """``{target_host: [checks]}``: one check per source version class the target offers."""
-    return M.probe_batches(_hosts_arg(data, hosts, "probe_batches"))
+    return M.probe_batches(_hosts_arg(data, hosts, "probe_batches", facts_result_var=facts_result_var,
+                                      gather_state_var=gather_state_var))
 
 
-def compat_matrix(data, hosts=None, policy=None):
+def compat_matrix(data, hosts=None, policy=None, facts_result_var=FACTS_RESULT_VAR,
+                  probe_result_var=PROBE_RESULT_VAR, gather_state_var=GATHER_STATE_VAR):
     """The source-class x target matrix from hostvars (facts, probe results, states)."""
+    inputs = _hosts_arg(data, hosts, "compat_matrix", facts_result_var=facts_result_var,
+                        probe_result_var=probe_result_var, gather_state_var=gather_state_var)
     try:
-        return M.compat_matrix(_hosts_arg(data, hosts, "compat_matrix"), policy)
+        return M.compat_matrix(inputs, policy)
     except P.PolicyError as exc:
         raise AnsibleFilterError("compat_matrix: bad policy: %s" % exc)
 

@@ -11,7 +11,7 @@ rendering itself lives in ``plugin_utils`` (``_report.py``, ``_html.py``,
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.vfio.migration.plugins.filter.matrix import host_inputs
+from ansible_collections.vfio.migration.plugins.filter.matrix import FACTS_RESULT_VAR, GATHER_STATE_VAR, host_inputs
 from ansible_collections.vfio.migration.plugins.plugin_utils import _drift as D
 from ansible_collections.vfio.migration.plugins.plugin_utils import _report as R
 from ansible_collections.vfio.migration.plugins.plugin_utils import _summary as S
@@ -57,11 +57,12 @@ def report_html(matrix, plan=None, generated=None, changes=None):
     return _render("report_html", R.render_html, matrix, plan, generated, changes=plain(changes))
 
 
-def host_versions(hostvars, hosts):
+def host_versions(hostvars, hosts, facts_result_var=FACTS_RESULT_VAR, gather_state_var=GATHER_STATE_VAR):
     """``{host: {kernel, qemu, libvirt, drivers}}`` from the gathered facts of ``hosts``."""
     if not isinstance(hosts, (list, tuple)):
         raise AnsibleFilterError("vfio.migration.host_versions: give the list of hosts (ansible_play_hosts_all)")
-    return D.host_versions(host_inputs(hostvars, list(hosts)))
+    return D.host_versions(host_inputs(hostvars, list(hosts), facts_result_var=facts_result_var,
+                                       gather_state_var=gather_state_var, name="vfio.migration.host_versions"))
 
 
 def matrix_changes(matrix, previous=None, plan=None, versions=None, limit=D.DEFAULT_CHANGE_LIMIT):

@@ -8,28 +8,17 @@ templates each element when it is read. The filters of this collection read
 facts, probe results and matrices: data that modules and filters made, in
 which nothing is a template. Walking such a container element by element
 costs a template call per element (about 3 s for the matrix of 1000 hosts,
-once per report); :func:`plain` copies what the container stores instead and
-keeps every string as it is, so a ``{{ ... }}`` in data is text, never
-evaluated. The copy uses a private method of ansible-core; where it is
-missing the container is walked the slow way, with the same result for such
-data.
+once per report); :func:`plain` copies what the container stores instead
+(:func:`_ansible_internals.stored`) and keeps every string as it is, so a
+``{{ ... }}`` in data is text, never evaluated.
 """
 
-
-def _stored(value):
-    """A lazy container's stored contents, not templated; anything else unchanged."""
-    copy = getattr(type(value), "_non_lazy_copy", None)
-    if copy is None:
-        return value
-    try:
-        return copy(value)
-    except Exception:  # pylint: disable=broad-exception-caught
-        return value  # an ansible-core without this internal: read it element by element
+from ansible_collections.vfio.migration.plugins.plugin_utils._ansible_internals import stored
 
 
 def plain(value):
     """``value`` as plain dicts, lists, str, int, float, bool and None (Ansible's tagged types dropped)."""
-    value = _stored(value)
+    value = stored(value)
     if isinstance(value, dict) or hasattr(value, "items") and not isinstance(value, (str, bytes)):
         return {plain(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
