@@ -37,11 +37,6 @@ description:
 author:
   - vfio.migration maintainers (@vfio-migration)
 options:
-  sysfs_root:
-    description:
-      - Where sysfs is mounted. Point it at a copy or an emulated tree for tests.
-    type: path
-    default: /sys
   host_root:
     description:
       - Where the host's root file system is, for the host stack (kernel release from
@@ -99,14 +94,11 @@ attributes:
   facts:
     support: full
     description: Returns C(ansible_facts.vfio_mdev) and works as a C(facts_modules) entry.
-  platform:
-    support: full
-    platforms: posix
-    description: Linux hosts with sysfs; any POSIX host for test trees.
 notes:
-  - Runs with the Python standard library only.
   - The facts are also the input of the C(vfio.migration.matrix) role and the
     C(vfio.migration.compat_matrix) filter.
+extends_documentation_fragment:
+  - vfio.migration.managed_host
 seealso:
   - module: vfio.migration.migration_probe
 """

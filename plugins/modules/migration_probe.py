@@ -73,10 +73,6 @@ options:
       device:
         description: Write to this existing instance (mdev uuid) or VFIO PCI function (address).
         type: str
-  sysfs_root:
-    description: Where sysfs is mounted.
-    type: path
-    default: /sys
   allow_non_sysfs:
     description:
       - Allow writes on a file system that is not sysfs, such as a FUSE emulator or a
@@ -103,14 +99,11 @@ attributes:
   diff_mode:
     support: none
     description: Nothing is changed, so there is no diff.
-  platform:
-    support: full
-    platforms: posix
-    description: Linux hosts with sysfs; any POSIX host for test trees.
 notes:
-  - Runs with the Python standard library only.
   - The C(vfio.migration.matrix) role builds the batches from M(vfio.migration.mdev_facts)
     of the source hosts.
+extends_documentation_fragment:
+  - vfio.migration.managed_host
 seealso:
   - module: vfio.migration.mdev_facts
 """
