@@ -226,30 +226,64 @@ def invocation_summary(count_doc, hosts):
 
 # -- part 1 + 2: the fleet run ------------------------------------------------------
 
+def task_seconds(tasks):
+    """The module tasks a ratio compares: the floor's two pings, the readiness run's gather and probe.
+
+    Each is the task's wall time over the whole play (every host, ``forks`` at a time).
+    """
+    out = {}
+    pings = [t for t in tasks if t["action"] in ("ansible.builtin.ping", "ping")]
+    named = [("ping_first", pings[0]), ("ping_second", pings[-1])] if pings else []
+    for t in tasks:
+        if t["action"] == "vfio.migration.mdev_facts":
+            named.append(("gather", t))
+        elif t["action"] == "vfio.migration.migration_probe":
+            named.append(("probe", t))
+    for key, t in named:
+        out[key], out[key + "_cpu"] = t["seconds"], t.get("cpu")
+        # without the FUSE emulator's share: what a kernel's sysfs would nearly cost
+        out[key + "_cpu_host"] = round(t["cpu"] - t.get("emulator_cpu", 0), 4) if t.get("cpu") is not None else None
+    return out
+
+
+def fleet_dir(shape, base=BUILD):
+    """Where the trees of a shape are built (and kept for the next run)."""
+    return os.path.join(base, "fleet" if shape == "mix" else "fleet-%s" % shape)
+
+
 def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, count_sizes=None,
-               extra_env=None, log=print, reports_max=None, compare_collections=None):
+               extra_env=None, log=print, reports_max=None, compare_collections=None, shape="mix",
+               trees=None, ssh=None):
     """Build the fleet once (max size), mount it once, and for each size run the floor and the
-    readiness run (without and with reports) ``repeat`` times, interleaved; then a counting run."""
+    readiness run (without and with reports) ``repeat`` times, interleaved; then a counting run.
+
+    ``shape`` is a ``bench/fleet.py`` shape (``mix``, ``dense``), its trees kept in ``trees``
+    (default ``fleet_dir(shape, workdir)``). ``ssh``, a started ``bench.sshd.LoopbackSshd``,
+    puts every host behind one of its sshd endpoints instead of ``ansible_connection: local``.
+    """
     from tests.emulator.mount import EmulatorMount, fuse_unavailable, read_write_log
     why = fuse_unavailable()
     if why:
         raise SystemExit("the fleet bench needs the FUSE sysfs emulator: %s" % why)
-    src, mnt = os.path.join(workdir, "fleet"), os.path.join(workdir, "mnt")
+    src, mnt = trees or fleet_dir(shape, workdir), os.path.join(workdir, "mnt")
     logs = os.path.join(workdir, "logs")
     os.makedirs(logs, exist_ok=True)
     t0 = time.monotonic()
-    hostdirs = F.build(src, max(sizes))
+    hostdirs = F.build(src, max(sizes), shape=shape)
     build_seconds = time.monotonic() - t0
     writelog = os.path.join(workdir, "writes.log")
     if os.path.exists(writelog):
         os.unlink(writelog)
     env = ansible_env(forks, pipelining, extra_env)
     env_keys = ["ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_CALLBACK_PLUGINS", "ANSIBLE_CALLBACKS_ENABLED", "ANSIBLE_FORKS",
-                "ANSIBLE_PIPELINING"] + sorted(extra_env or {})
+                "ANSIBLE_PIPELINING"] + (["ANSIBLE_SSH_CONTROL_PATH_DIR"] if ssh else []) + sorted(extra_env or {})
     playbook = os.path.join(VENV_BIN, "ansible-playbook")
     count_sizes = set(sizes[:1] if count_sizes is None else count_sizes)
-    out = {"forks": forks, "pipelining": pipelining, "extra_env": extra_env or {},
-           "tree_build_seconds": round(build_seconds, 1), "sizes": []}
+    out = {"forks": forks, "pipelining": pipelining, "extra_env": extra_env or {}, "shape": shape,
+           "connection": "ssh" if ssh else "local", "tree_build_seconds": round(build_seconds, 1), "sizes": []}
+    if ssh:
+        out["ssh_endpoints"] = len(ssh.ports)
+        cpbase = os.path.join(workdir, "cp")
     modes = [("readiness", False)] + ([("readiness+reports", True)] if reports else [])
     if compare_collections:
         # the same readiness run with another copy of the collection (e.g. before a change)
@@ -267,23 +301,43 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
         for n in sizes:
             names = [F.host_name(i) for i in range(n)]
             inv = F.write_inventory(os.path.join(workdir, "inventory-%d.json" % n), names, emu.mountpoint, PYTHON,
-                                    drain=names[:max(1, n // 50)])
-            rec = {"hosts": n, "runs": {}}
+                                    drain=names[:max(1, n // 50)],
+                                    extra_vars=ssh.group_vars() if ssh else None,
+                                    host_vars=ssh.host_vars({h: i for i, h in enumerate(names)}.get) if ssh else None)
+            built = F.kinds(src)
+            rec = {"hosts": n, "runs": {}, "vms": sum(built[h].get("vms", 0) for h in names)}
             size_modes = [m for m in modes if not (m[1] and reports_max is not None and n > reports_max)]
             for r in range(repeat):
                 for label, with_reports in [("floor", None)] + size_modes:
                     cmd = command(label, inv, n, with_reports)
                     tasks_out = os.path.join(logs, "tasks-%s-%d-%d.json" % (label, n, r))
-                    e = dict(env, ANSIBLE_CALLBACKS_ENABLED="bench_tasks", BENCH_TASKS_OUT=tasks_out)
+                    e = dict(env, ANSIBLE_CALLBACKS_ENABLED="bench_tasks", BENCH_TASKS_OUT=tasks_out,
+                             BENCH_EMULATOR_PID=str(pid))
                     if label == "readiness@compare":
                         e["ANSIBLE_COLLECTIONS_PATH"] = os.path.abspath(compare_collections)
+                    if ssh:  # no run starts on the connections of the one before
+                        e["ANSIBLE_SSH_CONTROL_PATH_DIR"] = ssh.control_dir(cpbase, "%s-%d-%d" % (
+                            label.replace("+", "-").replace("@", "-"), n, r))
                     before = len(read_write_log(writelog))
                     logfile = os.path.join(logs, "%s-%d-%d.log" % (label, n, r))
-                    res = timed(cmd, e, log=logfile, emulator_pid=pid)
+                    server0 = ssh.server_cpu() if ssh else None
+                    try:
+                        res = timed(cmd, e, log=logfile, emulator_pid=pid)
+                    finally:
+                        if ssh:
+                            masters = ssh.close_masters(e["ANSIBLE_SSH_CONTROL_PATH_DIR"])
+                            ssh.settle()
+                    # every CPU second the run caused: Ansible and its children, the emulator, and under
+                    # ssh the client masters and the sshd sessions (which run the modules)
+                    res["cpu_all"] = round(res["cpu"] + (res["emulator_cpu"] or 0), 3)
+                    if ssh:
+                        res["ssh_masters_cpu"], res["sshd_cpu"] = masters, round(ssh.server_cpu() - server0, 3)
+                        res["cpu_all"] = round(res["cpu_all"] + masters + res["sshd_cpu"], 3)
                     if res["rc"] != 0:
                         raise SystemExit("%s over %d hosts failed (rc=%s): see %s" % (label, n, res["rc"], logfile))
                     with open(tasks_out) as f:
                         res["tasks"] = json.load(f)["tasks"]
+                    res["task_seconds"] = task_seconds(res["tasks"])
                     res["command"] = shell_line(cmd, env_keys, e)
                     if label != "floor":
                         econ = probe_economy({h: hostdirs[h] for h in names}, read_write_log(writelog)[before:])
@@ -298,22 +352,44 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
                         n, label, r + 1, res["wall"], res["cpu"], res["controller_peak_rss_mib"]))
             for label, runs in rec["runs"].items():
                 rec[label] = {"wall": round(median([x["wall"] for x in runs]), 3),
-                              "cpu": round(median([x["cpu"] for x in runs]), 3)}
+                              "cpu": round(median([x["cpu"] for x in runs]), 3),
+                              "cpu_all": round(median([x["cpu_all"] for x in runs]), 3)}
             floor = rec["floor"]
             for label, dummy in size_modes:
                 rec[label]["ratio_wall"] = round(rec[label]["wall"] / floor["wall"], 3)
                 rec[label]["ratio_cpu"] = round(rec[label]["cpu"] / floor["cpu"], 3) if floor["cpu"] else None
+                rec[label]["ratio_cpu_all"] = round(rec[label]["cpu_all"] / floor["cpu_all"], 3) \
+                    if floor["cpu_all"] else None
                 rec[label]["per_host_ms"] = round(1000.0 * rec[label]["wall"] / n, 2)
             floor["per_host_ms"] = round(1000.0 * floor["wall"] / n, 2)
+            pings = [x["task_seconds"] for x in rec["runs"]["floor"]]
+            for key in ("ping_first", "ping_second", "ping_first_cpu", "ping_second_cpu", "ping_first_cpu_host",
+                        "ping_second_cpu_host"):
+                floor[key] = round(median([p[key] for p in pings]), 3)
+            for label, dummy in size_modes:
+                got = [x["task_seconds"] for x in rec["runs"][label]]
+                for task, ping in (("gather", "ping_first"), ("probe", "ping_second")):
+                    if all(task in g for g in got):
+                        # the readiness run's first module task against the floor's first, second against second
+                        for suffix in ("", "_cpu", "_cpu_host"):
+                            rec[label][task + suffix] = round(median([g[task + suffix] for g in got]), 3)
+                            rec[label]["%s_per_ping%s" % (task, suffix)] = round(
+                                rec[label][task + suffix] / floor[ping + suffix], 3) if floor[ping + suffix] else None
             if n in count_sizes:
                 # counting runs: bench_count copies every result, so they are not timed
                 rec["count"] = {}
                 for label in ("floor", "readiness"):
                     count_out = os.path.join(logs, "count-%s-%d.json" % (label, n))
                     e = dict(env, ANSIBLE_CALLBACKS_ENABLED="bench_count", BENCH_COUNT_OUT=count_out)
+                    if ssh:
+                        e["ANSIBLE_SSH_CONTROL_PATH_DIR"] = ssh.control_dir(cpbase, "count-%s-%d" % (label, n))
                     cmd = command(label, inv, n, False)
                     before = len(read_write_log(writelog))
-                    res = timed(cmd, e, log=os.path.join(logs, "count-%s-%d.log" % (label, n)), emulator_pid=pid)
+                    try:
+                        res = timed(cmd, e, log=os.path.join(logs, "count-%s-%d.log" % (label, n)), emulator_pid=pid)
+                    finally:
+                        if ssh:
+                            ssh.close_masters(e["ANSIBLE_SSH_CONTROL_PATH_DIR"])
                     if res["rc"] != 0:
                         raise SystemExit("counting run %s over %d hosts failed" % (label, n))
                     with open(count_out) as f:

@@ -1,0 +1,196 @@
+"""Readiness against the floor on the fleet shapes and connections operators have.
+
+    .venv/bin/python bench/shapes.py                                  # every variant, 200 hosts
+    .venv/bin/python bench/shapes.py --variants dense-f10 --sizes 1000
+    .venv/bin/python bench/shapes.py --variants ssh-f10,ssh-f10-pipe --ssh-endpoints 20
+    .venv/bin/python bench/shapes.py --quick                          # 5 hosts: the machinery only
+
+Each variant is one ``bench/run.py`` fleet part (``fleet_part``): the floor
+(two ``ansible.builtin.ping`` tasks per host), ``vfio.migration.readiness``
+without reports and with them, one after another on the same inventory, the
+same forks and the same connection settings, so every ratio is taken inside
+one run. Besides the whole runs it compares single tasks, from the
+``bench_tasks`` callback: the readiness run's gathering (``mdev_facts``, each
+host's first module task) against the floor's first ping, and its probe
+(``migration_probe``, each target's second module task) against the floor's
+second ping. Under SSH the first module task of a host also opens its
+connection, so first is compared with first and second with second.
+
+Variants (``--variants``, comma separated):
+
+================  =======  ==========  =====  ==========
+variant           shape    connection  forks  pipelining
+================  =======  ==========  =====  ==========
+dense-f10         dense    local       10     no
+dense-f50         dense    local       50     no
+dense-f10-pipe    dense    local       10     yes
+dense-f50-pipe    dense    local       50     yes
+ssh-f10           dense    ssh         10     no
+ssh-f10-pipe      dense    ssh         10     yes
+ssh-f50-pipe      dense    ssh         50     yes
+mix-f10           mix      local       10     no
+================  =======  ==========  =====  ==========
+
+``dense`` (``bench/fleet.py``): two NVIDIA parents per host, 24 version
+classes, 48 probe writes per target. ``ssh``: the hosts spread over
+``--ssh-endpoints`` real sshd processes on 127.0.0.1 (``bench/sshd.py``),
+each inventory host with a connection of its own.
+
+Results accumulate in ``build/bench/shapes.json`` (one entry per variant and
+size; a new run of the same variant and size replaces its entry), and the
+table of every entry is printed.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from bench import run as R  # noqa: E402
+from bench import sshd as S  # noqa: E402
+
+VARIANTS = {
+    "dense-f10": {"shape": "dense", "ssh": False, "forks": 10, "pipelining": False},
+    "dense-f50": {"shape": "dense", "ssh": False, "forks": 50, "pipelining": False},
+    "dense-f10-pipe": {"shape": "dense", "ssh": False, "forks": 10, "pipelining": True},
+    "dense-f50-pipe": {"shape": "dense", "ssh": False, "forks": 50, "pipelining": True},
+    "ssh-f10": {"shape": "dense", "ssh": True, "forks": 10, "pipelining": False},
+    "ssh-f10-pipe": {"shape": "dense", "ssh": True, "forks": 10, "pipelining": True},
+    "ssh-f50-pipe": {"shape": "dense", "ssh": True, "forks": 50, "pipelining": True},
+    "mix-f10": {"shape": "mix", "ssh": False, "forks": 10, "pipelining": False},
+}
+DEFAULT = "dense-f10,dense-f50,dense-f10-pipe,ssh-f10,ssh-f10-pipe"
+OUT = os.path.join(R.BUILD, "shapes.json")
+
+
+def run_variant(name, sizes, repeat=1, reports=True, ssh_endpoints=20, workdir=None, log=print):
+    """One variant at ``sizes``: the fleet part's result plus the variant's settings."""
+    v = VARIANTS[name]
+    work = workdir or os.path.join(R.BUILD, "shapes", name)
+    trees = R.fleet_dir(v["shape"], os.path.dirname(work))  # shared by every variant of a shape
+    t0 = time.monotonic()
+    machine = R.machine()
+    kwargs = dict(forks=v["forks"], reports=reports, repeat=repeat, pipelining=v["pipelining"], workdir=work,
+                  count_sizes=[], log=log, shape=v["shape"], trees=trees)
+    if v["ssh"]:
+        with S.LoopbackSshd(work, ssh_endpoints) as ssh:
+            res = R.fleet_part(sizes, ssh=ssh, **kwargs)
+    else:
+        res = R.fleet_part(sizes, **kwargs)
+    res.update(variant=name, settings=v, machine_before=machine, load_after=R.machine()["loadavg"],
+               seconds=round(time.monotonic() - t0, 1))
+    return res
+
+
+def rows(results):
+    """One flat row per variant and size, for the table and for tests."""
+    out = []
+    for key in sorted(results, key=lambda k: (results[k]["variant"], results[k]["sizes"][0]["hosts"])):
+        res = results[key]
+        local = res["connection"] == "local"
+        for rec in res["sizes"]:
+            floor, ready = rec["floor"], rec["readiness"]
+            full = rec.get("readiness+reports") or {}
+            econ = rec["runs"]["readiness"][0]["probe_economy"]
+            out.append({
+                "variant": res["variant"], "shape": res["shape"], "connection": res["connection"],
+                "endpoints": res.get("ssh_endpoints"), "forks": res["forks"], "pipelining": res["pipelining"],
+                "hosts": rec["hosts"], "vms": rec.get("vms"), "floor_s": floor["wall"], "readiness_s": ready["wall"],
+                "ratio": ready["ratio_wall"], "ratio_cpu": ready.get("ratio_cpu_all"),
+                "reports_s": full.get("wall"), "ratio_reports": full.get("ratio_wall"),
+                "ping_first_s": floor["ping_first"], "gather_s": ready.get("gather"),
+                "gather_per_ping": ready.get("gather_per_ping"), "ping_second_s": floor["ping_second"],
+                "probe_s": ready.get("probe"), "probe_per_ping": ready.get("probe_per_ping"),
+                # per-task CPU holds the module processes only when they are the controller's descendants
+                "gather_per_ping_cpu": ready.get("gather_per_ping_cpu") if local else None,
+                "probe_per_ping_cpu": ready.get("probe_per_ping_cpu") if local else None,
+                "gather_per_ping_cpu_host": ready.get("gather_per_ping_cpu_host") if local else None,
+                "probe_per_ping_cpu_host": ready.get("probe_per_ping_cpu_host") if local else None,
+                "writes_per_target": econ["max_writes_per_target"], "economy_ok": econ["ok"],
+                "load": "%s / %s" % (res["machine_before"]["loadavg"].split()[0], res["load_after"].split()[0]),
+                "commands": [runs[0]["command"] for runs in rec["runs"].values()],
+            })
+    return out
+
+
+def _f(x, fmt="%.2f"):
+    return "-" if x is None else fmt % x
+
+
+def markdown(results):
+    lines = ["Wall time (the targets: readiness <= 1.3x the floor, probe <= 1.15x a ping):", "",
+             "| variant | connection | forks | pipelining | hosts | VMs | floor s | readiness s | readiness / floor "
+             "| with reports / floor | 1st ping s | gather s | gather / 1st ping | 2nd ping s | probe s "
+             "| probe / 2nd ping | writes / target | load before / after |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows(results):
+        conn = r["connection"] if r["connection"] == "local" else "ssh, %d sshd" % r["endpoints"]
+        lines.append("| %s | %s | %d | %s | %d | %s | %.1f | %.1f | **%.2f** | %s | %.1f | %s | %s | %.1f | %s "
+                     "| **%s** | %d | %s |" % (
+                         r["variant"], conn, r["forks"], "yes" if r["pipelining"] else "no", r["hosts"],
+                         r["vms"], r["floor_s"], r["readiness_s"], r["ratio"], _f(r["ratio_reports"]),
+                         r["ping_first_s"], _f(r["gather_s"], "%.1f"), _f(r["gather_per_ping"]), r["ping_second_s"],
+                         _f(r["probe_s"], "%.1f"), _f(r["probe_per_ping"]), r["writes_per_target"], r["load"]))
+    lines += ["", "CPU time (every process the run caused, the emulator's and the sshd sessions' included; "
+                  "per task where the modules are the controller's descendants):", "",
+              "| variant | hosts | readiness / floor | gather / 1st ping | probe / 2nd ping "
+              "| gather / 1st ping, emulator left out | probe / 2nd ping, emulator left out |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows(results):
+        lines.append("| %s | %d | %s | %s | %s | %s | %s |" % (
+            r["variant"], r["hosts"], _f(r["ratio_cpu"]), _f(r["gather_per_ping_cpu"]), _f(r["probe_per_ping_cpu"]),
+            _f(r["gather_per_ping_cpu_host"]), _f(r["probe_per_ping_cpu_host"])))
+    lines += ["", "Commands (floor, readiness, readiness with reports), per variant and size:", ""]
+    for r in rows(results):
+        lines.append("%s, %d hosts:" % (r["variant"], r["hosts"]))
+        lines += [""] + ["    " + c for c in r["commands"]] + [""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    ap.add_argument("--variants", default=DEFAULT, help="comma separated (default %(default)s); 'all' for every one")
+    ap.add_argument("--sizes", default="200", help="fleet sizes, comma separated")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per size, interleaved (median)")
+    ap.add_argument("--no-reports", action="store_true", help="skip the readiness run with reports")
+    ap.add_argument("--ssh-endpoints", type=int, default=20, help="sshd processes for the ssh variants")
+    ap.add_argument("--quick", action="store_true", help="5 hosts, 2 sshd endpoints: checks the machinery")
+    ap.add_argument("--out", default=OUT)
+    args = ap.parse_args(argv)
+    names = list(VARIANTS) if args.variants == "all" else args.variants.split(",")
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        ap.error("unknown variants %s (known: %s)" % (", ".join(unknown), ", ".join(VARIANTS)))
+    sizes = [5] if args.quick else [int(x) for x in args.sizes.split(",")]
+    endpoints = 2 if args.quick else args.ssh_endpoints
+    if args.quick and args.out == OUT:
+        args.out = os.path.join(R.BUILD, "shapes-quick.json")
+    results = {}
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            results = json.load(f)
+    for name in names:
+        if VARIANTS[name]["ssh"] and S.unavailable():
+            print("%s: skipped, %s" % (name, S.unavailable()), flush=True)
+            continue
+        for n in sizes:
+            print("%s, %d hosts ..." % (name, n), flush=True)
+            res = run_variant(name, [n], args.repeat, not args.no_reports, endpoints,
+                              log=lambda *a: print(*a, flush=True))
+            results["%s@%d" % (name, n)] = res
+            os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+            with open(args.out, "w") as f:
+                json.dump(results, f, indent=1, sort_keys=True)
+    print(markdown(results))
+    print("results: %s" % args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Machinery of ``bench/shapes.py`` at 5 hosts: the dense shape with pipelining, the SSH variant.
+
+    .venv/bin/python -m pytest tests/bench/test_bench_shapes.py -q
+
+Nothing here asserts a speed. Each variant runs the floor and the readiness
+run once over 5 emulated hosts; the tests check that the ratios and the
+per-task comparisons are computed from what was run, that every host's
+writes in the emulator's log are the classes it should be asked, and, for
+SSH, that the modules really ran through the sshd endpoints.
+"""
+
+import collections
+import json
+import os
+
+import pytest
+
+from bench import fleet as F
+from bench import run as R
+from bench import shapes
+from bench import sshd as S
+from tests.emulator.mount import fuse_unavailable
+
+N = 5
+
+
+def _variant(tmp_path_factory, name, endpoints=2):
+    if fuse_unavailable():
+        pytest.skip(fuse_unavailable())
+    work = str(tmp_path_factory.mktemp("shapes") / name)
+    return shapes.run_variant(name, [N], repeat=1, reports=False, ssh_endpoints=endpoints, workdir=work,
+                              log=lambda *a: None), work
+
+
+@pytest.fixture(scope="module")
+def dense(tmp_path_factory):
+    return _variant(tmp_path_factory, "dense-f10-pipe")  # the shape, with pipelining
+
+
+def _sshd_start_problem(tmp_path_factory):
+    why = S.unavailable()
+    if why:
+        return why
+    try:
+        with S.LoopbackSshd(str(tmp_path_factory.mktemp("sshd-probe")), 1):
+            return None
+    except (RuntimeError, OSError) as exc:
+        return "sshd cannot start or take a key login here: %s" % exc
+
+
+@pytest.fixture(scope="module")
+def over_ssh(tmp_path_factory):
+    why = _sshd_start_problem(tmp_path_factory)
+    if why:
+        pytest.skip(why)
+    return _variant(tmp_path_factory, "ssh-f10")  # not pipelined: the modules travel by sftp
+
+
+def _check_ratios(res, forks, pipelining):
+    assert res["forks"] == forks and res["pipelining"] is pipelining
+    rec = res["sizes"][0]
+    floor, ready = rec["floor"], rec["readiness"]
+    assert rec["hosts"] == N
+    assert ready["ratio_wall"] == pytest.approx(ready["wall"] / floor["wall"], rel=1e-2)
+    # the per-task comparison: first module task with first, second with second
+    assert ready["probe_per_ping"] == pytest.approx(ready["probe"] / floor["ping_second"], rel=1e-2)
+    assert ready["gather_per_ping"] == pytest.approx(ready["gather"] / floor["ping_first"], rel=1e-2)
+    assert ready["ratio_cpu_all"] > 0
+    for label in ("floor", "readiness"):
+        command = rec["runs"][label][0]["command"]
+        assert "ANSIBLE_FORKS=%d" % forks in command
+        assert "ANSIBLE_PIPELINING=%d" % int(pipelining) in command
+    econ = rec["runs"]["readiness"][0]["probe_economy"]
+    assert econ["ok"], econ["mismatches"]
+    # 5 hosts on 5 driver versions: a target is asked the 4 types of the 4 other versions, on both parents
+    assert econ["max_writes_per_target"] == 4 * 4 * 2
+    row = shapes.rows({"x@%d" % N: dict(res, variant="x")})[0]
+    assert row["writes_per_target"] == 32 and row["ratio"] == ready["ratio_wall"]
+    return rec
+
+
+@pytest.mark.emulator
+@pytest.mark.ansible
+def test_dense_shape_ratios_and_task_comparison(dense):
+    res, dummy = dense
+    rec = _check_ratios(res, 10, True)
+    assert res["shape"] == "dense" and res["connection"] == "local"
+    # the modules run under the controller: per-task CPU, with and without the emulator's share
+    ready = rec["readiness"]
+    assert ready["probe_per_ping_cpu"] > 0 and ready["probe_per_ping_cpu_host"] > 0
+    tasks = rec["runs"]["readiness"][0]["tasks"]
+    probe = [t for t in tasks if t["action"] == "vfio.migration.migration_probe"][0]
+    assert probe["emulator_cpu"] > 0  # the writes went through the emulator while the task ran
+    if F.WITH_VMS:
+        assert rec["vms"] > 0
+    assert "| dense-f10-pipe | local | 10 | yes | %d |" % N in shapes.markdown({"dense-f10-pipe@%d" % N: res})
+
+
+@pytest.mark.emulator
+@pytest.mark.ansible
+def test_ssh_variant_runs_every_module_through_sshd(over_ssh):
+    res, work = over_ssh
+    rec = _check_ratios(res, 10, False)
+    assert res["connection"] == "ssh" and res["ssh_endpoints"] == 2
+    with open(os.path.join(work, "inventory-%d.json" % N)) as f:
+        inv = json.load(f)["all"]
+    assert inv["vars"]["ansible_connection"] == "ssh"
+    hosts = inv["hosts"]
+    # hosts spread over both endpoints, each with a control socket of its own
+    assert len(collections.Counter(h["ansible_port"] for h in hosts.values())) == 2
+    assert len({h["ansible_control_path"] for h in hosts.values()}) == N
+    for label in ("floor", "readiness"):
+        run = rec["runs"][label][0]
+        # the sessions that ran the modules were the sshd's: their CPU was counted there
+        assert run["sshd_cpu"] > 0 and run["ssh_masters_cpu"] > 0
+        assert "ANSIBLE_SSH_CONTROL_PATH_DIR=" in run["command"]
+    # every run's master connections were closed afterwards
+    cpdir = os.path.join(work, "cp")
+    assert not [s for d in os.listdir(cpdir) for s in os.listdir(os.path.join(cpdir, d))]
+
+
+def test_dense_trees_have_two_parents_six_versions_and_vms(tmp_path):
+    dirs = F.build(str(tmp_path / "dense"), 6, shape="dense")
+    attrs = {h: R.host_attributes(d) for h, d in dirs.items()}
+    classes = set().union(*(a["classes"] for a in attrs.values()))
+    assert len(classes) == 4 * 6  # four types at six driver versions
+    for a in attrs.values():
+        assert sorted(a["offers"]) == ["nvidia-256", "nvidia-257", "nvidia-258", "nvidia-259"]
+        assert all(len(parents) == 2 and all(ok for dummy, ok in parents) for parents in a["offers"].values())
+    built = F.kinds(str(tmp_path / "dense"))
+    if not F.WITH_VMS:
+        pytest.skip("tests/fixtures/sysfs_builder.py has no domain(): the trees have no VMs")
+    for host, hostdir in dirs.items():
+        # one running VM per instance: the live status files name every instance once
+        instances = {u for u in os.listdir(os.path.join(hostdir, "sys", "bus", "mdev", "devices"))}
+        live = os.path.join(hostdir, "root", "run", "libvirt", "qemu")
+        used = set()
+        for name in os.listdir(live):
+            if name.endswith(".xml"):
+                with open(os.path.join(live, name)) as f:
+                    text = f.read()
+                used |= {u for u in instances if u in text}
+        assert used == instances and built[host]["vms"] == len(instances)
+
+
+def test_ssh_inventory_variables_without_sshd(tmp_path):
+    ssh = S.LoopbackSshd(str(tmp_path), count=3)
+    ssh.ports = [2201, 2202, 2203]
+    names = [F.host_name(i) for i in range(7)]
+    path = F.write_inventory(str(tmp_path / "inv.json"), names, "/mnt", "/usr/bin/python3",
+                             extra_vars=ssh.group_vars(), host_vars=ssh.host_vars({h: i for i, h in enumerate(names)}.get))
+    with open(path) as f:
+        inv = json.load(f)["all"]
+    assert inv["vars"]["ansible_connection"] == "ssh" and inv["vars"]["ansible_python_interpreter"] == "/usr/bin/python3"
+    assert [inv["hosts"][h]["ansible_port"] for h in names] == [2201, 2202, 2203, 2201, 2202, 2203, 2201]
+    assert inv["hosts"]["bench-00004"]["ansible_control_path"] == "%(directory)s/bench-00004"
+    assert inv["hosts"]["bench-00004"]["vfio_migration_sysfs_root"] == "/mnt/bench-00004/sys"
