@@ -69,15 +69,18 @@ DEFAULT = "dense-f10,dense-f50,dense-f10-pipe,ssh-f10,ssh-f10-pipe"
 OUT = os.path.join(R.BUILD, "shapes.json")
 
 
-def run_variant(name, sizes, repeat=1, reports=True, ssh_endpoints=20, workdir=None, log=print):
-    """One variant at ``sizes``: the fleet part's result plus the variant's settings."""
+def run_variant(name, sizes, repeat=1, reports=True, ssh_endpoints=20, workdir=None, log=print, compare=None):
+    """One variant at ``sizes``: the fleet part's result plus the variant's settings.
+
+    ``compare``: a collections path (``bench/snapshot.py``) whose readiness run is timed too, in the same run.
+    """
     v = VARIANTS[name]
     work = workdir or os.path.join(R.BUILD, "shapes", name)
     trees = R.fleet_dir(v["shape"], os.path.dirname(work))  # shared by every variant of a shape
     t0 = time.monotonic()
     machine = R.machine()
     kwargs = dict(forks=v["forks"], reports=reports, repeat=repeat, pipelining=v["pipelining"], workdir=work,
-                  count_sizes=[], log=log, shape=v["shape"], trees=trees)
+                  count_sizes=[], log=log, shape=v["shape"], trees=trees, compare_collections=compare)
     if v["ssh"]:
         with S.LoopbackSshd(work, ssh_endpoints) as ssh:
             res = R.fleet_part(sizes, ssh=ssh, **kwargs)
@@ -113,6 +116,10 @@ def rows(results):
                 "gather_per_ping_cpu_host": ready.get("gather_per_ping_cpu_host") if local else None,
                 "probe_per_ping_cpu_host": ready.get("probe_per_ping_cpu_host") if local else None,
                 "writes_per_target": econ["max_writes_per_target"], "economy_ok": econ["ok"],
+                "compare_ratio": (rec.get("readiness@compare") or {}).get("ratio_wall"),
+                "compare_probe_per_ping": (rec.get("readiness@compare") or {}).get("probe_per_ping"),
+                "compare_probe_per_ping_cpu": (rec.get("readiness@compare") or {}).get("probe_per_ping_cpu")
+                if local else None,
                 "load": "%s / %s" % (res["machine_before"]["loadavg"].split()[0], res["load_after"].split()[0]),
                 "commands": [runs[0]["command"] for runs in rec["runs"].values()],
             })
@@ -146,6 +153,15 @@ def markdown(results):
         lines.append("| %s | %d | %s | %s | %s | %s | %s |" % (
             r["variant"], r["hosts"], _f(r["ratio_cpu"]), _f(r["gather_per_ping_cpu"]), _f(r["probe_per_ping_cpu"]),
             _f(r["gather_per_ping_cpu_host"]), _f(r["probe_per_ping_cpu_host"])))
+    compared = [r for r in rows(results) if r["compare_ratio"] is not None]
+    if compared:
+        lines += ["", "The same run with the compared collection (``--compare``):", "",
+                  "| variant | hosts | readiness / floor: this, compared | probe / 2nd ping: this, compared "
+                  "| probe / 2nd ping CPU: this, compared |", "|---|---:|---|---|---|"]
+        for r in compared:
+            lines.append("| %s | %d | %.2f, %.2f | %s, %s | %s, %s |" % (
+                r["variant"], r["hosts"], r["ratio"], r["compare_ratio"], _f(r["probe_per_ping"]),
+                _f(r["compare_probe_per_ping"]), _f(r["probe_per_ping_cpu"]), _f(r["compare_probe_per_ping_cpu"])))
     lines += ["", "Commands (floor, readiness, readiness with reports), per variant and size:", ""]
     for r in rows(results):
         lines.append("%s, %d hosts:" % (r["variant"], r["hosts"]))
@@ -161,6 +177,8 @@ def main(argv=None):
     ap.add_argument("--no-reports", action="store_true", help="skip the readiness run with reports")
     ap.add_argument("--ssh-endpoints", type=int, default=20, help="sshd processes for the ssh variants")
     ap.add_argument("--quick", action="store_true", help="5 hosts, 2 sshd endpoints: checks the machinery")
+    ap.add_argument("--compare", metavar="DIR", default=None,
+                    help="also time readiness with the collection on this ANSIBLE_COLLECTIONS_PATH (bench/snapshot.py)")
     ap.add_argument("--out", default=OUT)
     args = ap.parse_args(argv)
     names = list(VARIANTS) if args.variants == "all" else args.variants.split(",")
@@ -182,7 +200,7 @@ def main(argv=None):
         for n in sizes:
             print("%s, %d hosts ..." % (name, n), flush=True)
             res = run_variant(name, [n], args.repeat, not args.no_reports, endpoints,
-                              log=lambda *a: print(*a, flush=True))
+                              log=lambda *a: print(*a, flush=True), compare=args.compare)
             results["%s@%d" % (name, n)] = res
             os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
             with open(args.out, "w") as f:

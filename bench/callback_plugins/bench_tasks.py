@@ -10,7 +10,9 @@ separate counting run). Writes JSON to ``$BENCH_TASKS_OUT`` at the end.
 CPU per task (``cpu``): the controller's own CPU plus that of every worker
 and module process it has reaped (``os.times()``), plus, when
 ``$BENCH_EMULATOR_PID`` names it, the FUSE emulator's CPU (``/proc``; also
-apart, as ``emulator_cpu``), all taken at the task's start and end. Finished workers are reaped at each
+apart, as ``emulator_cpu``), all taken at the task's start and end. The
+controller's main process alone (the strategy, templating for the queue,
+result handling, callbacks) is ``controller_cpu``. Finished workers are reaped at each
 boundary (``multiprocessing.active_children()``), so a task's processes are
 counted with it; a worker still exiting at the boundary counts with the next
 task. Other people's processes on the machine do not count, which makes CPU
@@ -56,7 +58,7 @@ class CallbackModule(CallbackBase):
         self.emulator = "/proc/%s/stat" % pid if pid and pid.isdigit() else None
 
     def _cpu(self):
-        """CPU seconds so far: (this process and its reaped descendants, the emulator)."""
+        """CPU seconds so far: (this process and its reaped descendants, the emulator, this process alone)."""
         multiprocessing.active_children()  # reaps the workers that have finished
         t = os.times()
         emulator = 0.0
@@ -67,14 +69,15 @@ class CallbackModule(CallbackBase):
                 emulator = (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
             except (OSError, IndexError, ValueError):
                 pass
-        return t.user + t.system + t.children_user + t.children_system, emulator
+        return t.user + t.system + t.children_user + t.children_system, emulator, t.user + t.system
 
     def _close(self):
         if self.current is not None:
             self.current["seconds"] = round(time.monotonic() - self.current.pop("_start"), 4)
-            (own0, emu0), (own1, emu1) = self.current.pop("_cpu"), self._cpu()
+            (own0, emu0, main0), (own1, emu1, main1) = self.current.pop("_cpu"), self._cpu()
             self.current["cpu"] = round((own1 - own0) + (emu1 - emu0), 4)
             self.current["emulator_cpu"] = round(emu1 - emu0, 4)
+            self.current["controller_cpu"] = round(main1 - main0, 4)  # the main process alone (strategy, results)
             self.tasks.append(self.current)
             self.current = None
 
