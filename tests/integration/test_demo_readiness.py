@@ -163,21 +163,31 @@ def test_unreachable_and_faulty_hosts_are_never_verdicts(demo):
 
 
 def test_demo_plan_places_and_strands_with_reasons(demo):
+    """The plan in VMs (demo/fleet.py's table): whole VMs placed, blocked and full ones stranded."""
     plan = json.loads((demo["report"] / "matrix.json").read_text())["plan"]
     assert plan["drain_hosts"] == ["gpu-a1", "h200-1", "igd-1"]
-    placed = {p["device"]: p["target_host"] for p in plan["placements"]}
-    stranded = {s["device"]: s for s in plan["stranded"]}
-    # gpu-a1's two nvidia-257 vGPUs (2.3) go to hosts that accept 2.3, never to gpu-b1 (3.0) or gpu-flaky (EIO)
-    for dev in ("6a0c5e1e-0001-4000-8000-00000000a101", "6a0c5e1e-0002-4000-8000-00000000a102"):
-        assert placed[dev] in ("gpu-a2", "gpu-slow")
-    assert placed["6a0c5e1e-0004-4000-8000-0000000019d1"] == "igd-2"
-    assert sorted(v for k, v in placed.items() if k.startswith("0000:41")) == ["h200-2"]
-    assert list(stranded) == ["0000:41:00.2"] and not plan["ready"]
-    assert "every compatible target is full: h200-2/0000:41:00.0" == stranded["0000:41:00.2"]["reason"]
-    details = "\n".join(stranded["0000:41:00.2"]["details"])
+    placed = {p["vm"]: p for p in plan["placements"]}
+    stranded = {s["vm"]: s for s in plan["stranded"]}
+    # cad-render's two nvidia-257 vGPUs (2.3) go together to one host that accepts 2.3, never to gpu-b1 (3.0)
+    # or gpu-flaky (EIO)
+    cad = placed["cad-render"]
+    assert cad["target_host"] in ("gpu-a2", "gpu-slow")
+    assert sorted(d["id"] for d in cad["devices"]) == ["6a0c5e1e-0001-4000-8000-00000000a101",
+                                                       "6a0c5e1e-0002-4000-8000-00000000a102"]
+    # h200-2 runs mixed-size vGPU: its one free VF still takes H200X-1-18C, so one of h200-1's two VMs goes
+    (llm,) = [vm for vm in ("llm-a", "llm-b") if vm in placed]
+    assert placed[llm]["target_host"] == "h200-2"
+    full = "llm-b" if llm == "llm-a" else "llm-a"
+    assert sorted(placed) == sorted(["cad-render", llm])
+    assert sorted(stranded) == sorted([full, "vdi-secure"]) and not plan["ready"]
+    assert stranded[full]["reason"] == "every compatible target is full: h200-2/0000:41:00.0"
+    details = "\n".join(stranded[full]["details"])
     assert "h200-3: incompatible - policy: target driver 550.54.14, source 550.90.07" in details
     assert "h200-4: unsupported - QEMU 7.2 < 8.1 on target; policy: same type, driver 550.90.07 on both" in details
     assert "offline: unknown" in details
+    # the vIOMMU VM is blocked by QEMU's rules, whatever the targets offer
+    assert stranded["vdi-secure"]["cause"] == "blocked" and "vIOMMU" in stranded["vdi-secure"]["reason"]
+    assert plan["cold"] == []
     assert "Reports: %s/report.html" % demo["report"] in demo["stdout"]
 
 

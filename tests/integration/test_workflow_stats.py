@@ -22,14 +22,19 @@ def test_precheck_publishes_its_outcome_as_workflow_data(tmp_path, monkeypatch):
     report = tmp_path / "report"
     args = ["-e", "vfio_migration_report_dir=%s" % report, "-e", "vfio_migration_report_timestamp=false"]
     proc = run("vfio.migration.precheck", args=args, build_dir=str(tmp_path / "build"), capture=True)
-    assert proc.returncode != 0  # the demo's drain strands one vGPU: the precheck fails
+    assert proc.returncode != 0  # the demo's drain strands two VMs: the precheck fails
     stats = proc.stdout.split("CUSTOM STATS:", 1)[1].split("\tRUN: ", 1)[1].strip()
     out = json.loads(stats)
     result = out["vfio_migration_result"]
     assert result["ready"] is False and result["drain_hosts"] == ["gpu-a1", "h200-1", "igd-1"]
-    assert [s["device"] for s in result["stranded"]] == ["0000:41:00.2"]
-    assert result["stranded"][0]["reason"].startswith("every compatible target is full: h200-2/0000:41:00.0")
+    stranded = {s["vm"]: s for s in result["stranded"]}
+    (full,) = set(stranded) & {"llm-a", "llm-b"}  # h200-2 has one free VF for h200-1's two VMs
+    assert sorted(stranded) == sorted([full, "vdi-secure"])
+    assert stranded[full]["reason"].startswith("every compatible target is full: h200-2/0000:41:00.0")
+    assert stranded["vdi-secure"]["cause"] == "blocked"
     assert sorted(p["target_host"] for p in result["placed"] if p["source_host"] == "h200-1") == ["h200-2"]
+    assert {p["vm"]: p["vm_uuid"] for p in result["placed"] if p["vm"] == "cad-render"} == {
+        "cad-render": "d3f1a7c2-0001-4e5b-9a10-00000000c001"}
     assert [h["host"] for h in result["hosts_not_asked"]] == ["offline"]
     assert result["report_dir"] == str(report)
     # the counts are the ones matrix.json holds
@@ -56,13 +61,15 @@ def test_precheck_under_junit_gives_one_case_per_item_and_unasked_host(tmp_path,
             bad = tc.find("failure") if tc.find("failure") is not None else tc.find("error")
             cases[name] = None if bad is None else bad.get("message")
     placed = sorted(n for n, why in cases.items() if why is None)
-    assert placed == sorted([
-        "0000:41:00.1 NVIDIA H200X-1-18C on h200-1: placed",
-        "6a0c5e1e-0001-4000-8000-00000000a101 nvidia-257 on gpu-a1: placed",
-        "6a0c5e1e-0002-4000-8000-00000000a102 nvidia-257 on gpu-a1: placed",
-        "6a0c5e1e-0004-4000-8000-0000000019d1 i915-GVTg_V5_4 on igd-1: placed"])
+    # one case per VM: of h200-1's two, one fits h200-2's free VF and the other finds it full
+    (llm,) = [vm for vm in ("llm-a", "llm-b") if "%s NVIDIA H200X-1-18C on h200-1: placed" % vm in placed]
+    full = "llm-b" if llm == "llm-a" else "llm-a"
+    assert placed == sorted(["cad-render nvidia-257 on gpu-a1: placed",
+                             "%s NVIDIA H200X-1-18C on h200-1: placed" % llm])
     failed = {n: why for n, why in cases.items() if why is not None}
-    assert set(failed) == {"0000:41:00.2 NVIDIA H200X-1-18C on h200-1: stranded", "host offline: could not be asked"}
+    assert set(failed) == {"%s NVIDIA H200X-1-18C on h200-1: stranded" % full,
+                           "vdi-secure i915-GVTg_V5_4 on igd-1: stranded", "host offline: could not be asked"}
     assert "every compatible target is full: h200-2/0000:41:00.0" in failed[
-        "0000:41:00.2 NVIDIA H200X-1-18C on h200-1: stranded"]
+        "%s NVIDIA H200X-1-18C on h200-1: stranded" % full]
+    assert "vIOMMU" in failed["vdi-secure i915-GVTg_V5_4 on igd-1: stranded"]
     assert "unreachable" in failed["host offline: could not be asked"]
