@@ -246,6 +246,50 @@ def task_seconds(tasks):
     return out
 
 
+ALTERNATE_HEAD = """---
+# Written by bench/run.py (alternate_playbook): the probe task against a ping, taken turn
+# about in one play, so a load that comes and goes on the machine falls on both alike.
+- name: Bench - the probe task and a ping, taken turn about
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Gather the facts the batches are made from
+      ansible.builtin.import_role:
+        name: vfio.migration.facts
+"""
+ALTERNATE_PAIR = """
+    - name: Ping, turn {k}
+      ansible.builtin.ping:
+
+    - name: The matrix role's probe step, turn {k}
+      ansible.builtin.import_role:
+        name: vfio.migration.matrix
+        tasks_from: probe
+"""
+
+
+def alternate_playbook(path, turns):
+    """A play that gathers once, then runs a ping and the matrix role's own probe step ``turns`` times each."""
+    with open(path, "w") as f:
+        f.write(ALTERNATE_HEAD + "".join(ALTERNATE_PAIR.format(k=k + 1) for k in range(turns)))
+    return path
+
+
+def alternate_summary(tasks):
+    """Median wall and CPU of the pings and of the probe tasks of one alternating run, and their ratios."""
+    pings = [t for t in tasks if t["action"] in ("ansible.builtin.ping", "ping")]
+    probes = [t for t in tasks if t["action"] == "vfio.migration.migration_probe"]
+    out = {"turns": len(probes)}
+    for key, field in (("wall", "seconds"), ("cpu", "cpu"), ("cpu_host", None)):
+        def value(t):
+            return t["cpu"] - t.get("emulator_cpu", 0) if field is None else t[field]
+        ping, probe = median([value(t) for t in pings]), median([value(t) for t in probes])
+        out["ping_" + key], out["probe_" + key] = round(ping, 3), round(probe, 3)
+        out["probe_per_ping_" + key] = round(probe / ping, 3) if ping else None
+    out["pairs_wall"] = [round(q["seconds"] / p["seconds"], 3) for p, q in zip(pings, probes)]
+    return out
+
+
 def fleet_dir(shape, base=BUILD):
     """Where the trees of a shape are built (and kept for the next run)."""
     return os.path.join(base, "fleet" if shape == "mix" else "fleet-%s" % shape)
@@ -253,13 +297,15 @@ def fleet_dir(shape, base=BUILD):
 
 def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, count_sizes=None,
                extra_env=None, log=print, reports_max=None, compare_collections=None, shape="mix",
-               trees=None, ssh=None):
+               trees=None, ssh=None, alternate=0):
     """Build the fleet once (max size), mount it once, and for each size run the floor and the
     readiness run (without and with reports) ``repeat`` times, interleaved; then a counting run.
 
     ``shape`` is a ``bench/fleet.py`` shape (``mix``, ``dense``), its trees kept in ``trees``
     (default ``fleet_dir(shape, workdir)``). ``ssh``, a started ``bench.sshd.LoopbackSshd``,
     puts every host behind one of its sshd endpoints instead of ``ansible_connection: local``.
+    ``alternate``: after the timed runs, one more run of ``alternate`` pings and probe tasks taken
+    turn about (``alternate_playbook``), for a task ratio that load changes on the machine do not tilt.
     """
     from tests.emulator.mount import EmulatorMount, fuse_unavailable, read_write_log
     why = fuse_unavailable()
@@ -375,6 +421,28 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
                             rec[label][task + suffix] = round(median([g[task + suffix] for g in got]), 3)
                             rec[label]["%s_per_ping%s" % (task, suffix)] = round(
                                 rec[label][task + suffix] / floor[ping + suffix], 3) if floor[ping + suffix] else None
+            if alternate:
+                cmd = [playbook, "-i", inv, alternate_playbook(os.path.join(workdir, "alternate.yml"), alternate)]
+                tasks_out = os.path.join(logs, "tasks-alternate-%d.json" % n)
+                e = dict(env, ANSIBLE_CALLBACKS_ENABLED="bench_tasks", BENCH_TASKS_OUT=tasks_out,
+                         BENCH_EMULATOR_PID=str(pid))
+                if ssh:
+                    e["ANSIBLE_SSH_CONTROL_PATH_DIR"] = ssh.control_dir(cpbase, "alternate-%d" % n)
+                logfile = os.path.join(logs, "alternate-%d.log" % n)
+                try:
+                    res = timed(cmd, e, log=logfile, emulator_pid=pid)
+                finally:
+                    if ssh:
+                        ssh.close_masters(e["ANSIBLE_SSH_CONTROL_PATH_DIR"])
+                        ssh.settle()
+                if res["rc"] != 0:
+                    raise SystemExit("alternating run over %d hosts failed (rc=%s): see %s" % (n, res["rc"], logfile))
+                with open(tasks_out) as f:
+                    res["tasks"] = json.load(f)["tasks"]
+                res.update(alternate_summary(res["tasks"]), command=shell_line(cmd, env_keys, e))
+                rec["alternate"] = res
+                log("  N=%d alternating: probe / ping %.2f wall, %.2f CPU over %d turns" % (
+                    n, res["probe_per_ping_wall"], res["probe_per_ping_cpu"], res["turns"]))
             if n in count_sizes:
                 # counting runs: bench_count copies every result, so they are not timed
                 rec["count"] = {}

@@ -69,10 +69,12 @@ DEFAULT = "dense-f10,dense-f50,dense-f10-pipe,ssh-f10,ssh-f10-pipe"
 OUT = os.path.join(R.BUILD, "shapes.json")
 
 
-def run_variant(name, sizes, repeat=1, reports=True, ssh_endpoints=20, workdir=None, log=print, compare=None):
+def run_variant(name, sizes, repeat=1, reports=True, ssh_endpoints=20, workdir=None, log=print, compare=None,
+                alternate=0):
     """One variant at ``sizes``: the fleet part's result plus the variant's settings.
 
     ``compare``: a collections path (``bench/snapshot.py``) whose readiness run is timed too, in the same run.
+    ``alternate``: turns of the alternating run (a ping and the probe task, turn about; 0: none).
     """
     v = VARIANTS[name]
     work = workdir or os.path.join(R.BUILD, "shapes", name)
@@ -80,7 +82,8 @@ def run_variant(name, sizes, repeat=1, reports=True, ssh_endpoints=20, workdir=N
     t0 = time.monotonic()
     machine = R.machine()
     kwargs = dict(forks=v["forks"], reports=reports, repeat=repeat, pipelining=v["pipelining"], workdir=work,
-                  count_sizes=[], log=log, shape=v["shape"], trees=trees, compare_collections=compare)
+                  count_sizes=[], log=log, shape=v["shape"], trees=trees, compare_collections=compare,
+                  alternate=alternate)
     if v["ssh"]:
         with S.LoopbackSshd(work, ssh_endpoints) as ssh:
             res = R.fleet_part(sizes, ssh=ssh, **kwargs)
@@ -116,6 +119,11 @@ def rows(results):
                 "gather_per_ping_cpu_host": ready.get("gather_per_ping_cpu_host") if local else None,
                 "probe_per_ping_cpu_host": ready.get("probe_per_ping_cpu_host") if local else None,
                 "writes_per_target": econ["max_writes_per_target"], "economy_ok": econ["ok"],
+                "alt_turns": (rec.get("alternate") or {}).get("turns"),
+                "alt_probe_per_ping": (rec.get("alternate") or {}).get("probe_per_ping_wall"),
+                "alt_probe_per_ping_cpu": (rec.get("alternate") or {}).get("probe_per_ping_cpu") if local else None,
+                "alt_probe_per_ping_cpu_host": (rec.get("alternate") or {}).get("probe_per_ping_cpu_host")
+                if local else None,
                 "compare_ratio": (rec.get("readiness@compare") or {}).get("ratio_wall"),
                 "compare_probe_per_ping": (rec.get("readiness@compare") or {}).get("probe_per_ping"),
                 "compare_probe_per_ping_cpu": (rec.get("readiness@compare") or {}).get("probe_per_ping_cpu")
@@ -153,6 +161,15 @@ def markdown(results):
         lines.append("| %s | %d | %s | %s | %s | %s | %s |" % (
             r["variant"], r["hosts"], _f(r["ratio_cpu"]), _f(r["gather_per_ping_cpu"]), _f(r["probe_per_ping_cpu"]),
             _f(r["gather_per_ping_cpu_host"]), _f(r["probe_per_ping_cpu_host"])))
+    alternated = [r for r in rows(results) if r["alt_turns"]]
+    if alternated:
+        lines += ["", "The probe task against a ping, taken turn about in one run (median of the turns):", "",
+                  "| variant | hosts | turns | probe / ping, wall | CPU | CPU, emulator left out |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for r in alternated:
+            lines.append("| %s | %d | %d | **%s** | %s | %s |" % (
+                r["variant"], r["hosts"], r["alt_turns"], _f(r["alt_probe_per_ping"]), _f(r["alt_probe_per_ping_cpu"]),
+                _f(r["alt_probe_per_ping_cpu_host"])))
     compared = [r for r in rows(results) if r["compare_ratio"] is not None]
     if compared:
         lines += ["", "The same run with the compared collection (``--compare``):", "",
@@ -177,6 +194,8 @@ def main(argv=None):
     ap.add_argument("--no-reports", action="store_true", help="skip the readiness run with reports")
     ap.add_argument("--ssh-endpoints", type=int, default=20, help="sshd processes for the ssh variants")
     ap.add_argument("--quick", action="store_true", help="5 hosts, 2 sshd endpoints: checks the machinery")
+    ap.add_argument("--alternate", type=int, default=3, metavar="TURNS",
+                    help="turns of the alternating run, a ping and the probe task turn about (0: none)")
     ap.add_argument("--compare", metavar="DIR", default=None,
                     help="also time readiness with the collection on this ANSIBLE_COLLECTIONS_PATH (bench/snapshot.py)")
     ap.add_argument("--out", default=OUT)
@@ -200,7 +219,8 @@ def main(argv=None):
         for n in sizes:
             print("%s, %d hosts ..." % (name, n), flush=True)
             res = run_variant(name, [n], args.repeat, not args.no_reports, endpoints,
-                              log=lambda *a: print(*a, flush=True), compare=args.compare)
+                              log=lambda *a: print(*a, flush=True), compare=args.compare,
+                              alternate=args.alternate)
             results["%s@%d" % (name, n)] = res
             os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
             with open(args.out, "w") as f:

@@ -29,7 +29,7 @@ def _variant(tmp_path_factory, name, endpoints=2):
         pytest.skip(fuse_unavailable())
     work = str(tmp_path_factory.mktemp("shapes") / name)
     return shapes.run_variant(name, [N], repeat=1, reports=False, ssh_endpoints=endpoints, workdir=work,
-                              log=lambda *a: None), work
+                              log=lambda *a: None, alternate=1), work
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +76,13 @@ def _check_ratios(res, forks, pipelining):
     assert econ["max_writes_per_target"] == 4 * 4 * 2
     row = shapes.rows({"x@%d" % N: dict(res, variant="x")})[0]
     assert row["writes_per_target"] == 32 and row["ratio"] == ready["ratio_wall"]
+    # the alternating run: gathering, then a ping and the role's own probe step
+    alt = rec["alternate"]
+    actions = [t["action"] for t in alt["tasks"]]
+    assert actions.count("ansible.builtin.ping") == actions.count("vfio.migration.migration_probe") == alt["turns"] == 1
+    assert actions.index("vfio.migration.mdev_facts") < actions.index("ansible.builtin.ping") < \
+        actions.index("vfio.migration.migration_probe")
+    assert alt["probe_per_ping_wall"] == pytest.approx(alt["probe_wall"] / alt["ping_wall"], rel=1e-2)
     return rec
 
 
