@@ -1097,8 +1097,8 @@ class Scheduler(object):
         members = sorted(members)
         forced = [dict(s) for h in members for s in self.forced.get(h, ())]
         cold = [item for vm, _devs, item in self.cold if vm["host"] in set(members)]
-        return {"hosts": members, "placements": sorted(placed, key=lambda p: (p["source_host"], p["vm"] or "",
-                                                                               p.get("device") or "")),
+        order = sorted(placed, key=lambda p: (p["source_host"], p["vm"] or "", p.get("device") or ""))
+        return {"hosts": members, "placements": order,
                 "stopped": stopped, "blocked": forced, "stays_off": cold,
                 "after": {h: self.versions.after_of(h, self.fleet.pools.get(h, {}).keys()) for h in members}}
 
@@ -1160,8 +1160,7 @@ class Scheduler(object):
     def _subsets(self, remaining):
         order = sorted(remaining, key=self._load)
         for size in range(min(self.max_wave, len(order)), 0, -1):
-            for combo in itertools.combinations(order, size):
-                yield combo
+            yield from itertools.combinations(order, size)
 
     def _dfs(self, remaining, waves_left, stops_left):
         if not remaining:
@@ -1228,14 +1227,12 @@ class Scheduler(object):
                 if record is None:
                     continue
                 placed.append(record)
-                for got in rec(i + 1, stops):
-                    yield got
+                yield from rec(i + 1, stops)
                 placed.pop()
                 self.fleet.undo(mark)
             if stops > 0:
                 stopped.append((vm, devices, down))  # why: worked out for the schedule returned only
-                for got in rec(i + 1, stops - 1):
-                    yield got
+                yield from rec(i + 1, stops - 1)
                 stopped.pop()
 
         return rec(0, stops_left)
@@ -1329,12 +1326,12 @@ def why_lines(schedule):
     for s in schedule["must_stop"]:
         what = "VM %s" % s["vm"] if s.get("vm") else "instance %s" % s.get("device")
         reason = s.get("reason") or "; ".join(s.get("reasons") or []) or s.get("cause")
-        lines.append("%s on %s must be shut down or moved cold for wave %d: %s" % (what, s["source_host"], s["wave"],
-                                                                                  reason))
+        lines.append("%s on %s must be shut down or moved cold for wave %d: %s"
+                     % (what, s["source_host"], s["wave"], reason))
     for c in schedule["capacity"]:
         needs = ", ".join("%d x %s" % (n, t) for t, n in sorted(c["needs"].items()))
-        lines.append("or add room for %s (VM %s) in wave %d on one of: %s" % (needs, c["vm"], c["wave"],
-                                                                             ", ".join(c["hosts"])))
+        lines.append("or add room for %s (VM %s) in wave %d on one of: %s"
+                     % (needs, c["vm"], c["wave"], ", ".join(c["hosts"])))
     return lines
 
 
@@ -1402,9 +1399,9 @@ def summary_lines(schedule, report_dir=None, written=False, check_mode=False, ma
         if w["stopped"] or w["blocked"]:
             n = len(w["stopped"]) + len(w["blocked"])
             extra = ", %d VM%s shut down" % (n, "" if n == 1 else "s")
-        waves.append("  Wave %d: %s - %d VM%s move%s%s" % (w["wave"], _hosts_text(w["hosts"]), w["moves"],
-                                                          "" if w["moves"] == 1 else "s",
-                                                          "s" if w["moves"] == 1 else "", extra))
+        one = w["moves"] == 1
+        waves.append("  Wave %d: %s - %d VM%s move%s%s"
+                     % (w["wave"], _hosts_text(w["hosts"]), w["moves"], "" if one else "s", "s" if one else "", extra))
     out += ["Waves:"] + capped(waves, "waves")
     if schedule["why"]:
         out += ["Why not ready:"] + capped(["  " + line for line in schedule["why"]], "reasons")
@@ -1449,8 +1446,8 @@ def render_markdown(schedule, generated=None):
                 e(d["basis"] + (" " + d["reference"] if d.get("reference") else ""))) for d in p["target_devices"])
             rows.append([str(w["wave"]), e(p["vm"] or p["device"]), e(p["source_host"]), e(p["target_host"]), devs])
     if rows:
-        out += ["## Placements", ""] + table(["wave", "VM", "from", "to", "devices (source &rarr; target, action; "
-                                                                           "basis)"], rows)
+        header = ["wave", "VM", "from", "to", "devices (source &rarr; target, action; basis)"]
+        out += ["## Placements", ""] + table(header, rows)
     if schedule["assumptions"]:
         rows = [[e(a["mdev_type"]), e(a["source_driver"]), e("%s/%s" % (a["target_host"], a["target_parent"])),
                  e(a["target_driver"]), e(", ".join(str(x) for x in a["waves"])), e(", ".join(a["vms"])),
@@ -1466,8 +1463,8 @@ def render_markdown(schedule, generated=None):
                  e(", ".join(c["hosts"]))] for c in schedule["capacity"]]
         out += ["## Room that would let them move live", ""] + table(["wave", "VM", "needs", "on one of"], rows)
     if schedule["unknown_hosts"]:
-        out += ["## Hosts that cannot be planned", ""] + table(["host", "why"], [[e(u["host"]), e(u["reason"])]
-                                                                               for u in schedule["unknown_hosts"]])
+        rows = [[e(u["host"]), e(u["reason"])] for u in schedule["unknown_hosts"]]
+        out += ["## Hosts that cannot be planned", ""] + table(["host", "why"], rows)
     return "\n".join(out).rstrip("\n") + "\n"
 
 
