@@ -16,6 +16,7 @@ from ansible_collections.vfio.migration.plugins.plugin_utils import _drift as D
 from ansible_collections.vfio.migration.plugins.plugin_utils import _report as R
 from ansible_collections.vfio.migration.plugins.plugin_utils import _summary as S
 from ansible_collections.vfio.migration.plugins.plugin_utils._data import plain
+from ansible_collections.vfio.migration.plugins.plugin_utils._views import _text
 
 
 def _render(name, renderer, matrix, *args, **kwargs):
@@ -82,16 +83,51 @@ def _checked(matrix):
     return matrix
 
 
+def _written_files(reports_written):
+    """``reports_written`` as the list of file names written, or None for a plain yes or no."""
+    value = plain(reports_written)
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, list) and all(isinstance(name, str) and name for name in value):
+        return value
+    raise AnsibleFilterError("vfio.migration.readiness_summary: reports_written must be true, false or the list of "
+                             "file names written, not %r" % (value,))
+
+
+def _reports_line(report_dir, written):
+    """Where the reports are, naming only the files this run wrote; where they would go when it wrote none."""
+    if not written:
+        return S._cut("Reports would go to %s" % _text(report_dir), S.LINE_WIDTH * 2)
+    first = "report.html" if "report.html" in written else written[0]
+    others = [name for name in written if name != first]
+    line = "Reports: %s/%s" % (_text(report_dir).rstrip("/"), _text(first))
+    if others:
+        line += " (%s beside it)" % ", ".join(_text(name) for name in others)
+    return S._cut(line, S.LINE_WIDTH * 2)
+
+
 def readiness_summary(matrix, plan=None, changes=None, report_dir=None, reports_written=False, check_mode=False,
                       max_lines=S.DEFAULT_MAX_LINES, unchanged=False):
-    """The terminal summary as a list of plain lines, for a debug msg."""
+    """The terminal summary as a list of plain lines, for a debug msg.
+
+    ``reports_written`` is a yes or no, or the file names written (what the
+    matrix role's reports entry point records); given the names, the last
+    line names those files only.
+    """
     matrix = plain(matrix)
+    files = _written_files(reports_written)
+    report_dir = plain(report_dir)
     try:
         R.check_inputs(matrix, plain(plan) or None)
-        return S.readiness_summary(matrix, plain(plan) or None, plain(changes), plain(report_dir),
-                                   bool(reports_written), bool(check_mode), plain(max_lines), bool(unchanged))
+        lines = S.readiness_summary(matrix, plain(plan) or None, plain(changes),
+                                    report_dir if files is None else None,
+                                    bool(reports_written if files is None else files), bool(check_mode),
+                                    plain(max_lines), bool(unchanged))
     except (ValueError, TypeError, KeyError) as exc:
         raise AnsibleFilterError("vfio.migration.readiness_summary: %s" % exc) from exc
+    if files is not None and report_dir:
+        lines.append(_reports_line(report_dir, files))
+    return lines
 
 
 def readiness_stats(matrix, plan=None, report_dir=None):

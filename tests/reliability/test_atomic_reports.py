@@ -53,7 +53,7 @@ REPORTS_PLAY = """
     - name: Write the reports as the matrix role does
       ansible.builtin.include_role:
         name: vfio.migration.matrix
-        tasks_from: reports.yml
+        tasks_from: reports
 """
 
 
