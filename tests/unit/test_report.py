@@ -483,17 +483,33 @@ def test_filters_wrap_the_renderers():
         filters["report_markdown"](m, None, ["not", "a", "string"])
 
 
+@pytest.fixture(scope="module")
+def report_filter_docs():
+    """ansible-doc's view of the report filters: their sidecar YAML with the doc fragments merged in."""
+    names = ["vfio.migration." + n for n in ("report_json", "report_csv", "report_markdown", "report_html")]
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS)
+    proc = subprocess.run([ansible_bin("ansible-doc"), "-t", "filter", "--json"] + names, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0 and "WARNING" not in proc.stderr, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.ansible
 @pytest.mark.parametrize("name", ["report_json", "report_csv", "report_markdown", "report_html"])
-def test_filter_doc_sidecars(name):
+def test_filter_doc_sidecars(report_filter_docs, name):
     with open(os.path.join(REPO, "plugins", "filter", name + ".yml")) as f:
-        doc = yaml.safe_load(f)
-    d = doc["DOCUMENTATION"]
+        raw = yaml.safe_load(f)["DOCUMENTATION"]
+    assert "vfio.migration.matrix" in raw["extends_documentation_fragment"]  # the shared options come from there
+    doc = report_filter_docs["vfio.migration." + name]
+    d = doc["doc"]
     assert d["name"] == name and str(d["version_added"]) == "0.1.0" and d["author"]
     assert d["short_description"] and d["description"]
     assert d["options"]["_input"]["required"] is True
-    assert doc["EXAMPLES"].strip() and doc["RETURN"]["_value"]["type"] == "str"
+    assert doc["examples"].strip() and doc["return"]["_value"]["type"] == "str"
     if name != "report_csv":
         assert {"plan", "generated"} <= set(d["options"])
+    if name in ("report_csv", "report_json"):
+        assert d["options"]["cell_limit"]["default"] == R.DEFAULT_CELL_LIMIT
 
 
 @pytest.mark.ansible
