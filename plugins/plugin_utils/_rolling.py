@@ -923,40 +923,44 @@ class Scheduler(object):
                 "target_host": target, "target_parents": sorted(set(x["target_parent"] for x in out)),
                 "target_devices": out, "basis": sorted(kinds)}
 
-    def _stop(self, vm, devices, opts, why, wave_hosts):
+    def _stop(self, vm, devices, wave_hosts, limit=20):
         """A VM that cannot move live in this wave: it is shut down (or moved cold) and stays on its host."""
-        if opts:
-            full = sorted(set(t for t, _p in opts))
+        accept = sorted(self._candidates(vm, devices, wave_hosts))
+        details = []
+        for t in accept[:limit]:
+            per, reason = self.planner.options(vm, devices, t)
+            details.append("%s: %s" % (t, self.planner.full_reason(per, t) if per is not None else reason))
+        if accept:
             cause = "full"
-            reason = "every host that accepts it is full in this wave: %s" % ", ".join(full)
-            details = ["%s: %s" % (t, self.planner.full_reason(per, t)) for t, per in opts] + why
+            reason = "every host that accepts it is full in this wave: %s%s" % (
+                ", ".join(accept[:limit]), " and %d more" % (len(accept) - limit) if len(accept) > limit else "")
+            if len(accept) > limit:
+                details.append("... and %d more hosts that accept it, full" % (len(accept) - limit))
         else:
-            cause, full = "incompatible", []
-            reason = "no host outside the wave accepts it"
-            details = list(why)
-        details += self._refusals(vm, devices, wave_hosts)
-        if len(details) > 50:
-            details = sorted(details)[:50] + ["... and %d more hosts" % (len(details) - 50)]
+            cause, reason = "incompatible", "no host outside the wave accepts it"
+        details += self._refusals(vm, devices, wave_hosts, limit)
         return {"vm": vm.name, "vm_uuid": vm.uuid, "device": None if vm.name else vm.key[1],
                 "source_host": vm.host, "origin_host": vm.origin, "mdev_type": _types(devices),
                 "devices": [{"id": d["id"], "kind": d["kind"], "mdev_type": d["mdev_type"],
                              "source_parent": d.get("parent")} for d in devices],
-                "cause": cause, "reason": reason, "details": sorted(details), "targets": full,
+                "cause": cause, "reason": reason, "details": details, "targets": accept,
                 "needs": self._needs(devices), "wave_hosts": sorted(wave_hosts)}
 
-    def _refusals(self, vm, devices, down):
-        """Why each host up in this wave and not among the candidates refuses the VM (for a VM that must stop)."""
+    def _refusals(self, vm, devices, down, limit=20):
+        """Why hosts up in this wave refuse the VM (for a VM that must stop): the first ``limit``, then a count."""
+        accept = self._candidates(vm, devices, down)
+        hosts = sorted(self.fleet.usable - accept - set(down) - {vm.host})
         out = []
-        for t in sorted(self.fleet.usable):
-            if t in down or t == vm.host:
-                continue
+        for t in hosts[:limit]:
             for d in devices:
                 ok, why = self.compat.parents(d["src"], t)
                 if not ok:
                     out.append("%s: %s" % (t, why if len(devices) == 1 else "%s: %s" % (PLAN._device_label(d), why)))
                     break
+        if len(hosts) > limit:
+            out.append("... and %d more hosts that do not accept it" % (len(hosts) - limit))
         unusable = sorted(h for h, st in self.matrix["hosts"].items() if h not in self.fleet.usable and h not in down)
-        out += ["%s: unknown - host %s" % (h, self.matrix["hosts"][h].get("state")) for h in unusable]
+        out += ["%s: unknown - host %s" % (h, self.matrix["hosts"][h].get("state")) for h in unusable[:limit]]
         return out
 
     @staticmethod
@@ -1008,25 +1012,43 @@ class Scheduler(object):
         vms.sort(key=lambda x: x[:3])
         placed, stopped = [], []
         for _n, _d, _name, vm, devices, cands in vms:
-            # first fit, upgraded and never-drained hosts first, most room for the VM's types first
-            types = [d["mdev_type"] for d in devices]
-
-            def rank(t, types=types):
-                return (self._tier(t), -self.fleet.type_room(t, types), t)
-
-            record = None
-            if cands:  # (placing earlier VMs changed room: rank now; the best first, the others only if it fails)
-                best = self._best(cands, types) if len(set(types)) == 1 else min(cands, key=rank)
-                record = self._first_fit(vm, devices, [best] if best is not None else [])
-                if record is None:
-                    record = self._first_fit(vm, devices, sorted((t for t in cands if t != best), key=rank))
+            record = self._place_vm(vm, devices, cands)
             if record is not None:
                 placed.append(record)
                 continue
             if not stops:
                 return None, [vm]
-            stopped.append(self._stop(vm, devices, *self._options(vm, devices, down), wave_hosts=down))
+            stopped.append(self._stop(vm, devices, down))
         return placed, stopped
+
+    def _place_vm(self, vm, devices, cands):
+        """First fit: upgraded and never-drained hosts first, the most room for the VM's types first."""
+        if not cands:
+            return None
+        types = [d["mdev_type"] for d in devices]
+        need = self._needs(devices)
+
+        def rank(t):
+            return (self._tier(t), -self.fleet.type_room(t, types), t)
+
+        # placing earlier VMs changed room: rank now; the best first, the others only if it does not fit
+        best = self._best(cands, types) if len(need) == 1 else min(cands, key=rank)
+        record = self._first_fit(vm, devices, [best] if best is not None else [])
+        if record is None:
+            # only hosts with room for every type the VM needs (over all their parents) can take it
+            rest = [t for t in cands if t != best and all(self.fleet.type_room(t, (ty,)) >= n for ty, n in need.items())]
+            record = self._first_fit(vm, devices, sorted(rest, key=rank))
+        return record
+
+    def _blocked_alone(self, vm, host):
+        """True when the VM fits nowhere even with every other host up: until a host upgraded later accepts it
+        (room only grows where VMs leave, verdicts only change where hosts are upgraded), its host cannot be
+        drained with every VM live."""
+        mark = self.fleet.mark()
+        devices = self._devices(vm)
+        record = self._place_vm(vm, devices, self._candidates(vm, devices, {host}))
+        self.fleet.undo(mark)
+        return record is None
 
     def _lightest(self, heap):
         """Hosts still to drain, the lightest first (a lazy heap: a host's load only grows while it waits)."""
@@ -1040,13 +1062,18 @@ class Scheduler(object):
 
     def greedy(self):
         """Wave after wave: the lightest hosts that can be drained now, up to the wave size; when none can,
-        the one that needs the fewest VMs shut down."""
+        the lightest one with its VMs that fit nowhere shut down.
+
+        A host whose VM fits nowhere even with every other host up is *blocked* (kept out of the heap) until a
+        later wave upgrades a host that accepts that VM: room only grows on drained hosts and verdicts only
+        change on upgraded ones, so nothing else can unblock it. Each wave so tries each host at most once.
+        """
         self.monotone = True
         heap = [(self._load(h), h) for h in self.todo]
         heapq.heapify(heap)
-        waves = []
-        while heap:
-            k = min(self.max_wave, len(heap))
+        blocked, waves = {}, []  # host -> the VM that fits nowhere
+        while heap or blocked:
+            k = min(self.max_wave, len(heap) + len(blocked))
             self.fleet.keep(self.keep_free)
             members, placed, received, tried = [], [], set(), []
             # the k lightest are kept out of this wave's targets: they are likely to join it
@@ -1058,10 +1085,13 @@ class Scheduler(object):
                     continue
                 down = down_all | set(members) | {host}
                 mark = self.fleet.mark()
-                got, _failed = self._place_host(host, down, stops=False)
+                got, failed = self._place_host(host, down, stops=False)
                 if got is None:
                     self.fleet.undo(mark)
                     down_all.discard(host)  # not in this wave: a target again for the hosts after it
+                    if self._blocked_alone(failed[0], host):
+                        blocked[host] = failed[0].key
+                        tried.pop()
                     continue
                 members.append(host)
                 down_all.add(host)
@@ -1071,18 +1101,13 @@ class Scheduler(object):
                     break
             stopped = []
             if not members:
-                # no host can be drained with every VM live: the one that needs the fewest shut down goes
-                best = None
-                for host in sorted(tried, key=self._load):
-                    mark = self.fleet.mark()
-                    _got, stops = self._place_host(host, {host}, stops=True)
-                    self.fleet.undo(mark)
-                    score = (len(stops), self._load(host))
-                    if best is None or score < best[0]:
-                        best = (score, host)
-                    if not stops:
-                        break
-                host = best[1]
+                # none can go with every VM live: one that could go alone (kept out by this wave's others), else
+                # the lightest blocked host, with the VMs that fit nowhere shut down
+                pool = tried or sorted(blocked)
+                host = min(pool, key=self._load)
+                blocked.pop(host, None)
+                if host in tried:
+                    tried.remove(host)
                 placed, stopped = self._place_host(host, {host}, stops=True)
                 members = [host]
             for host in tried:
@@ -1091,6 +1116,11 @@ class Scheduler(object):
             waves.append(self._wave(members, placed, stopped))
             self.fleet.upgrade(members)
             self.fleet.journal = []
+            for host, key in sorted(blocked.items()):
+                vm = self.fleet.vms[key]
+                if any(t != host and all(self.compat.parents(d["src"], t)[0] for d in vm.devices) for t in members):
+                    del blocked[host]  # an upgraded host accepts it now: worth trying again
+                    heapq.heappush(heap, (self._load(host), host))
         return waves
 
     def _wave(self, members, placed, stopped):
@@ -1188,7 +1218,7 @@ class Scheduler(object):
                     self.fleet.new.difference_update(remaining)
                     if floors is not None:
                         self.fleet.set_floors(floors)
-                    stops = [self._stop(vm, devices, *self._options(vm, devices, down), wave_hosts=down)
+                    stops = [self._stop(vm, devices, down)
                              for vm, devices, down in stopped]
                     return [self._wave(list(wave), placed, stops)] + rest
                 self.fleet.new.difference_update(wave)
@@ -1330,8 +1360,8 @@ def why_lines(schedule):
                      % (what, s["source_host"], s["wave"], reason))
     for c in schedule["capacity"]:
         needs = ", ".join("%d x %s" % (n, t) for t, n in sorted(c["needs"].items()))
-        lines.append("or add room for %s (VM %s) in wave %d on one of: %s"
-                     % (needs, c["vm"], c["wave"], ", ".join(c["hosts"])))
+        hosts = ", ".join(c["hosts"][:10]) + (" and %d more" % (len(c["hosts"]) - 10) if len(c["hosts"]) > 10 else "")
+        lines.append("or add room for %s (VM %s) in wave %d on one of: %s" % (needs, c["vm"], c["wave"], hosts))
     return lines
 
 
