@@ -827,7 +827,7 @@ class Scheduler(object):
         live, cold, stranded, other = PLAN._demand(_Demand(self.matrix, self.todo), self.matrix, set(self.todo))
         self.forced = {}  # host -> VMs that cannot move live at all
         for s in stranded:
-            self.forced.setdefault(s["source_host"], []).append(dict(s, must="shut down or move cold"))
+            self.forced.setdefault(s["source_host"], []).append(dict(s, origin_host=s["source_host"]))
         self.cold = cold
         self.no_vfio = other
         for vm, devices, item in live:
@@ -1342,7 +1342,7 @@ class Scheduler(object):
             "collisions": sorted({(c["uuid"], c["target_host"]): c for c in self.collisions}.values(),
                                  key=lambda c: (c["source_host"], c["vm"] or "", c["target_host"])),
             "no_vfio": len(self.no_vfio),
-            "host_versions": self.host_versions_given,
+            "host_versions_given": self.host_versions_given,
         }
         result["why"] = why_lines(result)
         return result
