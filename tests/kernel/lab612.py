@@ -24,6 +24,7 @@ The pytest module ``test_migration_lab.py`` drives it (marker ``kernel``).
 
 import json
 import os
+import re
 import shlex
 import struct
 import subprocess
@@ -96,14 +97,14 @@ class Domain:
     note: str = ""
 
 
-U = {key: _uuid_for("lab", key) for key in ("a1-1", "a1-2", "a2", "a-free", "b1", "c1", "d1")}
+U = {key: _uuid_for("lab", key) for key in ("a1-1", "a1-2", "a2", "a-free", "b1", "b-free", "c1", "d1")}
 
 MIG_VMS = (
     base.VM("mig-a", 1, "mtty-1.2",
             ((U["a1-1"], "mtty-1"), (U["a1-2"], "mtty-2"), (U["a2"], "mtty-2"), (U["a-free"], "mtty-1")),
             "accepts mtty-1.0 .. 1.2: refuses mig-b's 1.3"),
-    base.VM("mig-b", 1, "mtty-1.3", ((U["b1"], "mtty-2"),),
-            "accepts mig-a's 1.2 (asymmetric with mig-a)"),
+    base.VM("mig-b", 1, "mtty-1.3", ((U["b1"], "mtty-2"), (U["b-free"], "mtty-1")),
+            "accepts mig-a's 1.2 (asymmetric with mig-a); one free pre-created mtty-1"),
     base.VM("mig-c", 1, "mtty-2.0", ((U["c1"], "mtty-2"),),
             "other major: refuses and is refused by mig-a and mig-b"),
     base.VM("mig-d", 0, None, ((U["d1"], "mtty-1"),),
@@ -117,7 +118,10 @@ DOMAINS = (
     Domain("vm-c1", "mig-c", (U["c1"],), True),
     Domain("vm-d1", "mig-d", (U["d1"],), True, "its host cannot migrate VFIO devices"),
 )
-FREE_INSTANCES = {U["a-free"]: "mig-a"}    # created, owned by no VM
+# created at boot, owned by no VM: mig-a's is not demand when mig-a is drained; mig-b's is
+# the one free pre-created instance of the type vm-a1 needs on the only target that takes it
+# (a drain must use it, under its own UUID, rather than create another)
+FREE_INSTANCES = {U["a-free"]: "mig-a", U["b-free"]: "mig-b"}
 
 
 def halt_image(lab_dir):
@@ -401,8 +405,8 @@ class MigrationLab(base.Lab):
 
     # ---- mdev instances
 
-    def mdev_create(self, name, uuid, type_id):
-        self.ssh(name, "echo %s > /sys/class/mdev_bus/mtty/mdev_supported_types/%s/create" % (uuid, type_id))
+    def mdev_create(self, name, uuid, type_id, parent="mtty"):
+        self.ssh(name, "echo %s > /sys/class/mdev_bus/%s/mdev_supported_types/%s/create" % (uuid, parent, type_id))
 
     def mdev_remove(self, name, uuid):
         self.ssh(name, "d=/sys/bus/mdev/devices/%s; if [ -e $d ]; then echo 1 > $d/remove; fi" % uuid)
@@ -410,6 +414,24 @@ class MigrationLab(base.Lab):
     def mdev_list(self, name):
         out = self.ssh(name, "ls /sys/bus/mdev/devices").stdout
         return sorted(out.split())
+
+    def mdev_where(self, name):
+        """``{uuid: (parent, type)}`` of every instance on the guest, as sysfs links them."""
+        out = self.ssh(name, 'for d in /sys/bus/mdev/devices/*; do [ -e "$d" ] || continue; '
+                             'r=$(readlink -f "$d"); t=$(readlink -f "$d/mdev_type"); '
+                             'echo "${d##*/} $(basename "$(dirname "$r")") ${t##*/}"; done').stdout
+        return {u: (p, t) for u, p, t in (line.split() for line in out.splitlines() if line.strip())}
+
+    def available(self, name, parent="mtty"):
+        """``{type: available_instances}`` the parent publishes on the guest now."""
+        out = self.ssh(name, "cd /sys/class/mdev_bus/%s/mdev_supported_types && "
+                             "for t in *; do echo $t $(cat $t/available_instances); done" % parent).stdout
+        return {t: int(n) for t, n in (line.split() for line in out.splitlines() if line.strip())}
+
+    def qemu_mdevs(self, name, dom):
+        """The mdev UUIDs the running QEMU of ``dom`` opened (``sysfsdev=`` on its command line)."""
+        out = self.ssh(name, "tr '\\0' ' ' < /proc/$(cat /run/libvirt/qemu/%s.pid)/cmdline" % dom).stdout
+        return sorted(set(re.findall(r"/sys/bus/mdev/devices/([0-9a-f-]{36})", out)))
 
     def write_state(self):
         path = super().write_state()
@@ -473,6 +495,19 @@ def boot(b, run_dir, vms=MIG_VMS, timeout=base.BOOT_TIMEOUT):
         raise
     lab.write_inventory()
     lab.write_state()
+    return lab
+
+
+def attach(run_dir=None):
+    """A ``MigrationLab`` for the guests ``up`` left running (to try a test's steps by hand)."""
+    run_dir = run_dir or os.path.join(LAB_DIR, "run612")
+    st = base._state(os.path.dirname(run_dir), os.path.basename(run_dir), "lab612.py")  # pylint: disable=protected-access
+    lab = MigrationLab(build(install=False), run_dir)
+    by_name = {vm.name: vm for vm in MIG_VMS}
+    for name, h in st["hosts"].items():
+        lab.hosts[name] = base.Host(vm=by_name[name], port=h["port"], run_dir=os.path.join(run_dir, name))
+    lab.mig_ports = dict(st["migration_ports"])
+    lab.inventory = st["inventory"]
     return lab
 
 
