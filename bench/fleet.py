@@ -214,8 +214,10 @@ def write_inventory(path, hosts, mount, python, drain=(), extra_vars=None, host_
     Each host's paths are written out literally, so neither the floor nor the
     readiness run pays for templating inventory variables. ``extra_vars``
     override the group's variables (``ansible_connection: ssh`` ...);
-    ``host_vars(host)`` adds variables per host (its sshd endpoint).
+    ``host_vars(host)`` adds variables per host (its sshd endpoint). ``mount`` is
+    where the emulator serves the trees, or ``host -> mount`` when several do.
     """
+    where = mount if callable(mount) else (lambda host: mount)
     inv = {"all": {
         "vars": dict({
             "ansible_connection": "local",
@@ -224,8 +226,8 @@ def write_inventory(path, hosts, mount, python, drain=(), extra_vars=None, host_
             "vfio_migration_probe_timeout": 5,
             "vfio_migration_drain_hosts": list(drain),
         }, **(extra_vars or {})),
-        "hosts": {h: dict({"vfio_migration_sysfs_root": os.path.join(mount, h, "sys"),
-                           "vfio_migration_host_root": os.path.join(mount, h, "root")},
+        "hosts": {h: dict({"vfio_migration_sysfs_root": os.path.join(where(h), h, "sys"),
+                           "vfio_migration_host_root": os.path.join(where(h), h, "root")},
                           **(host_vars(h) if host_vars else {})) for h in hosts},
     }}
     with open(path, "w") as f:

@@ -89,11 +89,19 @@ def _hwm_mib(pid):
     return None
 
 
+def _emulators_cpu(pids):
+    if not pids:
+        return None
+    got = [proc_cpu(pid) for pid in (pids if isinstance(pids, (list, tuple)) else [pids])]
+    return None if None in got else sum(got)
+
+
 def timed(cmd, env=None, cwd=REPO, log=None, emulator_pid=None):
     """Run ``cmd``; return wall seconds, CPU seconds of it and its children, the peak
-    RSS of its main process (the Ansible controller), the emulator's CPU, exit code."""
+    RSS of its main process (the Ansible controller), the emulators' CPU (``emulator_pid``:
+    one pid or a list), exit code."""
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    e0 = proc_cpu(emulator_pid) if emulator_pid else None
+    e0 = _emulators_cpu(emulator_pid)
     t0 = time.monotonic()
     hwm = None
     with open(log or os.devnull, "w") as out:
@@ -106,7 +114,7 @@ def timed(cmd, env=None, cwd=REPO, log=None, emulator_pid=None):
                 hwm = _hwm_mib(proc.pid) or hwm
     wall = time.monotonic() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    e1 = proc_cpu(emulator_pid) if emulator_pid else None
+    e1 = _emulators_cpu(emulator_pid)
     return {"wall": round(wall, 3), "cpu": round((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), 3),
             "controller_peak_rss_mib": round(hwm, 1) if hwm else None,
             "emulator_cpu": round(e1 - e0, 3) if e0 is not None and e1 is not None else None, "rc": rc}
@@ -297,7 +305,7 @@ def fleet_dir(shape, base=BUILD):
 
 def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, count_sizes=None,
                extra_env=None, log=print, reports_max=None, compare_collections=None, shape="mix",
-               trees=None, ssh=None, alternate=0):
+               trees=None, ssh=None, alternate=0, emulators=1):
     """Build the fleet once (max size), mount it once, and for each size run the floor and the
     readiness run (without and with reports) ``repeat`` times, interleaved; then a counting run.
 
@@ -306,7 +314,11 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
     puts every host behind one of its sshd endpoints instead of ``ansible_connection: local``.
     ``alternate``: after the timed runs, one more run of ``alternate`` pings and probe tasks taken
     turn about (``alternate_playbook``), for a task ratio that load changes on the machine do not tilt.
+    ``emulators``: FUSE emulator processes, each serving the whole fleet at its own mount point;
+    host ``i`` reads and writes through emulator ``i % emulators`` (one user-space process
+    answering every host is a shared queue no real fleet has: each host has its own kernel).
     """
+    import contextlib
     from tests.emulator.mount import EmulatorMount, fuse_unavailable, read_write_log
     why = fuse_unavailable()
     if why:
@@ -317,15 +329,23 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
     t0 = time.monotonic()
     hostdirs = F.build(src, max(sizes), shape=shape)
     build_seconds = time.monotonic() - t0
-    writelog = os.path.join(workdir, "writes.log")
-    if os.path.exists(writelog):
-        os.unlink(writelog)
+    writelogs = [os.path.join(workdir, "writes.log" if k == 0 else "writes-%d.log" % k) for k in range(emulators)]
+    for writelog in writelogs:
+        if os.path.exists(writelog):
+            os.unlink(writelog)
+
+    def log_sizes():
+        return [len(read_write_log(w)) for w in writelogs]
+
+    def writes_since(sizes):
+        return [w for path, size in zip(writelogs, sizes) for w in read_write_log(path)[size:]]
+
     env = ansible_env(forks, pipelining, extra_env)
     env_keys = ["ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_CALLBACK_PLUGINS", "ANSIBLE_CALLBACKS_ENABLED", "ANSIBLE_FORKS",
                 "ANSIBLE_PIPELINING"] + (["ANSIBLE_SSH_CONTROL_PATH_DIR"] if ssh else []) + sorted(extra_env or {})
     playbook = os.path.join(VENV_BIN, "ansible-playbook")
     count_sizes = set(sizes[:1] if count_sizes is None else count_sizes)
-    out = {"forks": forks, "pipelining": pipelining, "extra_env": extra_env or {}, "shape": shape,
+    out = {"forks": forks, "pipelining": pipelining, "extra_env": extra_env or {}, "shape": shape, "emulators": emulators,
            "connection": "ssh" if ssh else "local", "tree_build_seconds": round(build_seconds, 1), "sizes": []}
     if ssh:
         out["ssh_endpoints"] = len(ssh.ports)
@@ -342,14 +362,19 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
                     "-e", "vfio_migration_report_dir=%s" % os.path.join(workdir, "reports-%d" % n)]
         return cmd
 
-    with EmulatorMount(src, mnt, writelog, timeout=120) as emu:
-        pid = emu.proc.pid
+    with contextlib.ExitStack() as stack:
+        emus = [stack.enter_context(EmulatorMount(src, mnt if k == 0 else "%s-%d" % (mnt, k), writelogs[k], timeout=300))
+                for k in range(emulators)]
+        pid = [emu.proc.pid for emu in emus]
+        mounts = [emu.mountpoint for emu in emus]
         for n in sizes:
             names = [F.host_name(i) for i in range(n)]
-            inv = F.write_inventory(os.path.join(workdir, "inventory-%d.json" % n), names, emu.mountpoint, PYTHON,
+            index = {h: i for i, h in enumerate(names)}
+            inv = F.write_inventory(os.path.join(workdir, "inventory-%d.json" % n), names,
+                                    lambda h: mounts[index[h] % len(mounts)], PYTHON,
                                     drain=names[:max(1, n // 50)],
                                     extra_vars=ssh.group_vars() if ssh else None,
-                                    host_vars=ssh.host_vars({h: i for i, h in enumerate(names)}.get) if ssh else None)
+                                    host_vars=ssh.host_vars(index.get) if ssh else None)
             built = F.kinds(src)
             rec = {"hosts": n, "runs": {}, "vms": sum(built[h].get("vms", 0) for h in names)}
             size_modes = [m for m in modes if not (m[1] and reports_max is not None and n > reports_max)]
@@ -358,13 +383,13 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
                     cmd = command(label, inv, n, with_reports)
                     tasks_out = os.path.join(logs, "tasks-%s-%d-%d.json" % (label, n, r))
                     e = dict(env, ANSIBLE_CALLBACKS_ENABLED="bench_tasks", BENCH_TASKS_OUT=tasks_out,
-                             BENCH_EMULATOR_PID=str(pid))
+                             BENCH_EMULATOR_PID=",".join(str(p) for p in pid))
                     if label == "readiness@compare":
                         e["ANSIBLE_COLLECTIONS_PATH"] = os.path.abspath(compare_collections)
                     if ssh:  # no run starts on the connections of the one before
                         e["ANSIBLE_SSH_CONTROL_PATH_DIR"] = ssh.control_dir(cpbase, "%s-%d-%d" % (
                             label.replace("+", "-").replace("@", "-"), n, r))
-                    before = len(read_write_log(writelog))
+                    before = log_sizes()
                     logfile = os.path.join(logs, "%s-%d-%d.log" % (label, n, r))
                     server0 = ssh.server_cpu() if ssh else None
                     try:
@@ -386,7 +411,7 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
                     res["task_seconds"] = task_seconds(res["tasks"])
                     res["command"] = shell_line(cmd, env_keys, e)
                     if label != "floor":
-                        econ = probe_economy({h: hostdirs[h] for h in names}, read_write_log(writelog)[before:])
+                        econ = probe_economy({h: hostdirs[h] for h in names}, writes_since(before))
                         econ["rows"] = {h: econ["rows"][h] for h in names[:10]}
                         res["probe_economy"] = econ
                         if with_reports:
@@ -425,7 +450,7 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
                 cmd = [playbook, "-i", inv, alternate_playbook(os.path.join(workdir, "alternate.yml"), alternate)]
                 tasks_out = os.path.join(logs, "tasks-alternate-%d.json" % n)
                 e = dict(env, ANSIBLE_CALLBACKS_ENABLED="bench_tasks", BENCH_TASKS_OUT=tasks_out,
-                         BENCH_EMULATOR_PID=str(pid))
+                         BENCH_EMULATOR_PID=",".join(str(p) for p in pid))
                 if ssh:
                     e["ANSIBLE_SSH_CONTROL_PATH_DIR"] = ssh.control_dir(cpbase, "alternate-%d" % n)
                 logfile = os.path.join(logs, "alternate-%d.log" % n)
@@ -452,7 +477,7 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
                     if ssh:
                         e["ANSIBLE_SSH_CONTROL_PATH_DIR"] = ssh.control_dir(cpbase, "count-%s-%d" % (label, n))
                     cmd = command(label, inv, n, False)
-                    before = len(read_write_log(writelog))
+                    before = log_sizes()
                     try:
                         res = timed(cmd, e, log=os.path.join(logs, "count-%s-%d.log" % (label, n)), emulator_pid=pid)
                     finally:
@@ -464,7 +489,7 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
                         rec["count"][label] = invocation_summary(json.load(f), names)
                     rec["count"][label]["command"] = shell_line(cmd, env_keys, e)
                     if label == "readiness":
-                        econ = probe_economy({h: hostdirs[h] for h in names}, read_write_log(writelog)[before:])
+                        econ = probe_economy({h: hostdirs[h] for h in names}, writes_since(before))
                         rec["count"][label]["probe_economy_ok"] = econ["ok"]
             out["sizes"].append(rec)
             log(fleet_row(rec))

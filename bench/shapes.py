@@ -70,11 +70,12 @@ OUT = os.path.join(R.BUILD, "shapes.json")
 
 
 def run_variant(name, sizes, repeat=1, reports=True, ssh_endpoints=20, workdir=None, log=print, compare=None,
-                alternate=0):
+                alternate=0, emulators=1):
     """One variant at ``sizes``: the fleet part's result plus the variant's settings.
 
     ``compare``: a collections path (``bench/snapshot.py``) whose readiness run is timed too, in the same run.
     ``alternate``: turns of the alternating run (a ping and the probe task, turn about; 0: none).
+    ``emulators``: FUSE emulator processes sharing the hosts (``bench/run.py: fleet_part``).
     """
     v = VARIANTS[name]
     work = workdir or os.path.join(R.BUILD, "shapes", name)
@@ -83,7 +84,7 @@ def run_variant(name, sizes, repeat=1, reports=True, ssh_endpoints=20, workdir=N
     machine = R.machine()
     kwargs = dict(forks=v["forks"], reports=reports, repeat=repeat, pipelining=v["pipelining"], workdir=work,
                   count_sizes=[], log=log, shape=v["shape"], trees=trees, compare_collections=compare,
-                  alternate=alternate)
+                  alternate=alternate, emulators=emulators)
     if v["ssh"]:
         with S.LoopbackSshd(work, ssh_endpoints) as ssh:
             res = R.fleet_part(sizes, ssh=ssh, **kwargs)
@@ -107,6 +108,7 @@ def rows(results):
             out.append({
                 "variant": res["variant"], "shape": res["shape"], "connection": res["connection"],
                 "endpoints": res.get("ssh_endpoints"), "forks": res["forks"], "pipelining": res["pipelining"],
+                "emulators": res.get("emulators", 1),
                 "hosts": rec["hosts"], "vms": rec.get("vms"), "floor_s": floor["wall"], "readiness_s": ready["wall"],
                 "ratio": ready["ratio_wall"], "ratio_cpu": ready.get("ratio_cpu_all"),
                 "reports_s": full.get("wall"), "ratio_reports": full.get("ratio_wall"),
@@ -140,15 +142,16 @@ def _f(x, fmt="%.2f"):
 
 def markdown(results):
     lines = ["Wall time (the targets: readiness <= 1.3x the floor, probe <= 1.15x a ping):", "",
-             "| variant | connection | forks | pipelining | hosts | VMs | floor s | readiness s | readiness / floor "
+             "| variant | connection | forks | pipelining | emulators | hosts | VMs | floor s | readiness s "
+             "| readiness / floor "
              "| with reports / floor | 1st ping s | gather s | gather / 1st ping | 2nd ping s | probe s "
              "| probe / 2nd ping | writes / target | load before / after |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows(results):
         conn = r["connection"] if r["connection"] == "local" else "ssh, %d sshd" % r["endpoints"]
-        lines.append("| %s | %s | %d | %s | %d | %s | %.1f | %.1f | **%.2f** | %s | %.1f | %s | %s | %.1f | %s "
+        lines.append("| %s | %s | %d | %s | %d | %d | %s | %.1f | %.1f | **%.2f** | %s | %.1f | %s | %s | %.1f | %s "
                      "| **%s** | %d | %s |" % (
-                         r["variant"], conn, r["forks"], "yes" if r["pipelining"] else "no", r["hosts"],
+                         r["variant"], conn, r["forks"], "yes" if r["pipelining"] else "no", r["emulators"], r["hosts"],
                          r["vms"], r["floor_s"], r["readiness_s"], r["ratio"], _f(r["ratio_reports"]),
                          r["ping_first_s"], _f(r["gather_s"], "%.1f"), _f(r["gather_per_ping"]), r["ping_second_s"],
                          _f(r["probe_s"], "%.1f"), _f(r["probe_per_ping"]), r["writes_per_target"], r["load"]))
@@ -196,6 +199,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="5 hosts, 2 sshd endpoints: checks the machinery")
     ap.add_argument("--alternate", type=int, default=3, metavar="TURNS",
                     help="turns of the alternating run, a ping and the probe task turn about (0: none)")
+    ap.add_argument("--emulators", type=int, default=1,
+                    help="FUSE emulator processes sharing the hosts (host i on emulator i %% N)")
     ap.add_argument("--compare", metavar="DIR", default=None,
                     help="also time readiness with the collection on this ANSIBLE_COLLECTIONS_PATH (bench/snapshot.py)")
     ap.add_argument("--out", default=OUT)
@@ -220,8 +225,9 @@ def main(argv=None):
             print("%s, %d hosts ..." % (name, n), flush=True)
             res = run_variant(name, [n], args.repeat, not args.no_reports, endpoints,
                               log=lambda *a: print(*a, flush=True), compare=args.compare,
-                              alternate=args.alternate)
-            results["%s@%d" % (name, n)] = res
+                              alternate=args.alternate, emulators=args.emulators)
+            key = "%s@%d" % (name, n) + ("/%de" % args.emulators if args.emulators > 1 else "")
+            results[key] = res
             os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
             with open(args.out, "w") as f:
                 json.dump(results, f, indent=1, sort_keys=True)

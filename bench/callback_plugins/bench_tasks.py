@@ -9,7 +9,7 @@ separate counting run). Writes JSON to ``$BENCH_TASKS_OUT`` at the end.
 
 CPU per task (``cpu``): the controller's own CPU plus that of every worker
 and module process it has reaped (``os.times()``), plus, when
-``$BENCH_EMULATOR_PID`` names it, the FUSE emulator's CPU (``/proc``; also
+``$BENCH_EMULATOR_PID`` names them (comma separated), the FUSE emulators' CPU (``/proc``; also
 apart, as ``emulator_cpu``), all taken at the task's start and end. The
 controller's main process alone (the strategy, templating for the queue,
 result handling, callbacks) is ``controller_cpu``. Finished workers are reaped at each
@@ -54,19 +54,19 @@ class CallbackModule(CallbackBase):
         self.tasks = []
         self.current = None
         self.seen = set()
-        pid = os.environ.get("BENCH_EMULATOR_PID")
-        self.emulator = "/proc/%s/stat" % pid if pid and pid.isdigit() else None
+        pids = (os.environ.get("BENCH_EMULATOR_PID") or "").split(",")  # one or more emulators
+        self.emulators = ["/proc/%s/stat" % pid for pid in pids if pid.isdigit()]
 
     def _cpu(self):
         """CPU seconds so far: (this process and its reaped descendants, the emulator, this process alone)."""
         multiprocessing.active_children()  # reaps the workers that have finished
         t = os.times()
         emulator = 0.0
-        if self.emulator:
+        for stat in self.emulators:
             try:
-                with open(self.emulator) as f:
+                with open(stat) as f:
                     fields = f.read().rsplit(")", 1)[1].split()
-                emulator = (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
+                emulator += (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
             except (OSError, IndexError, ValueError):
                 pass
         return t.user + t.system + t.children_user + t.children_system, emulator, t.user + t.system

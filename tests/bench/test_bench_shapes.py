@@ -24,17 +24,18 @@ from tests.emulator.mount import fuse_unavailable
 N = 5
 
 
-def _variant(tmp_path_factory, name, endpoints=2):
+def _variant(tmp_path_factory, name, endpoints=2, emulators=1):
     if fuse_unavailable():
         pytest.skip(fuse_unavailable())
     work = str(tmp_path_factory.mktemp("shapes") / name)
     return shapes.run_variant(name, [N], repeat=1, reports=False, ssh_endpoints=endpoints, workdir=work,
-                              log=lambda *a: None, alternate=1), work
+                              log=lambda *a: None, alternate=1, emulators=emulators), work
 
 
 @pytest.fixture(scope="module")
 def dense(tmp_path_factory):
-    return _variant(tmp_path_factory, "dense-f10-pipe")  # the shape, with pipelining
+    # the shape, with pipelining, its hosts shared by two emulator processes
+    return _variant(tmp_path_factory, "dense-f10-pipe", emulators=2)
 
 
 def _sshd_start_problem(tmp_path_factory):
@@ -91,7 +92,7 @@ def _check_ratios(res, forks, pipelining):
 def test_dense_shape_ratios_and_task_comparison(dense):
     res, dummy = dense
     rec = _check_ratios(res, 10, True)
-    assert res["shape"] == "dense" and res["connection"] == "local"
+    assert res["shape"] == "dense" and res["connection"] == "local" and res["emulators"] == 2
     # the modules run under the controller: per-task CPU, with and without the emulator's share
     ready = rec["readiness"]
     assert ready["probe_per_ping_cpu"] > 0 and ready["probe_per_ping_cpu_host"] > 0
@@ -100,7 +101,7 @@ def test_dense_shape_ratios_and_task_comparison(dense):
     assert probe["emulator_cpu"] > 0  # the writes went through the emulator while the task ran
     if F.WITH_VMS:
         assert rec["vms"] > 0
-    assert "| dense-f10-pipe | local | 10 | yes | %d |" % N in shapes.markdown({"dense-f10-pipe@%d" % N: res})
+    assert "| dense-f10-pipe | local | 10 | yes | 2 | %d |" % N in shapes.markdown({"dense-f10-pipe@%d" % N: res})
 
 
 @pytest.mark.emulator
