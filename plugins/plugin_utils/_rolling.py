@@ -270,9 +270,11 @@ class _Compat(object):
             src = self._srcs.get(key)
             if src is None:
                 cid = row.get("class")
-                src = self._srcs[key] = _Src(cid or key, self.classes.get(cid), cid, row["kind"], row["mdev_type"],
-                                             row["host"], row["parent"], row.get("driver_version")
-                                             or self.versions.driver(row["host"], row["parent"]),
+                dv = row.get("driver_version") or self.versions.driver(row["host"], row["parent"])
+                # one class can hold hosts whose drivers differ but publish one version: the assumption compares
+                # driver versions, so they are told apart
+                src = self._srcs[key] = _Src((cid, dv) if cid else key, self.classes.get(cid), cid, row["kind"],
+                                             row["mdev_type"], row["host"], row["parent"], dv,
                                              None if cid else row.get("reason") or "cannot migrate")
             return src
         if device.get("kind") == "vgpu":
@@ -395,7 +397,7 @@ class _Compat(object):
         name = self.versions.driver_name(target, parent)
         return [r for r in self.refs.get((mdev_type, name, driver_version)) or () if r[0] != target]
 
-    def _assume(self, src, target, parent, dv):
+    def _assume(self, src, dv):
         base = {"evidence": "assumed"}
         if self.rule is None:
             base.update(status=E.UNKNOWN, message="no host runs driver %s now, so nothing says what it will accept, and "
@@ -454,7 +456,7 @@ class _Compat(object):
                 if now is not None and now["status"] in (E.UNSUPPORTED, E.MISSING_TYPE):
                     base, basis = now, {"kind": "driver unchanged"}  # an upgrade is not assumed to add migration
                 else:
-                    base, basis = self._assume(src, target, parent, dv)
+                    base, basis = self._assume(src, dv)
         gates = list(cls.get("source_gate") or ()) + self.target_gates(target, parent, src.mdev_type, new)
         if not gates:
             return base["status"], _words(base["status"], base.get("message"), base.get("errno_name")), basis
@@ -551,7 +553,12 @@ class _Pool(PLAN._Pool):
         return set(self.available) | set(self.free) | set(self.types)
 
     def keep(self, share):
-        """Keep ``share`` of what the parent can take of each type now free until the next call."""
+        """Keep ``share`` of what the parent can take of each type now free until the next call.
+
+        Per type placed: a placement of a type leaves that share of the type's own room. Room other types
+        share with it (a budget, an NVIDIA GPU's one type) is not held back for them: on an empty GPU that
+        would forbid every type.
+        """
         self.floor = None
         if share:
             self.floor = {t: int(math.ceil(share * super(_Pool, self).room(t))) for t in self.offered()}
@@ -835,7 +842,6 @@ class Scheduler(object):
             devs = [{"id": d["id"], "kind": d["kind"], "mdev_type": d.get("mdev_type"), "parent": d.get("parent"),
                      "src": self.compat.source(vm["host"], d, d.get("row"))} for d in devices]
             self.fleet.add(_Vm(key, vm.get("name"), vm.get("uuid"), vm.get("state"), vm["host"], devs, item))
-        self.assumed = {}
         self.monotone, self._newsets = False, {}
 
     @staticmethod
@@ -1066,7 +1072,8 @@ class Scheduler(object):
 
         A host whose VM fits nowhere even with every other host up is *blocked* (kept out of the heap) until a
         later wave upgrades a host that accepts that VM: room only grows on drained hosts and verdicts only
-        change on upgraded ones, so nothing else can unblock it. Each wave so tries each host at most once.
+        change on upgraded ones, so nothing else can unblock it (with ``keep_free`` the kept share follows each
+        wave's room, so blocked hosts are tried again every wave). Each wave so tries each host at most once.
         """
         self.monotone = True
         heap = [(self._load(h), h) for h in self.todo]
@@ -1118,7 +1125,9 @@ class Scheduler(object):
             self.fleet.journal = []
             for host, key in sorted(blocked.items()):
                 vm = self.fleet.vms[key]
-                if any(t != host and all(self.compat.parents(d["src"], t)[0] for d in vm.devices) for t in members):
+                # with a share kept free, the floor follows each wave's room: what is usable can grow anywhere
+                if self.keep_free or any(t != host and all(self.compat.parents(d["src"], t)[0] for d in vm.devices)
+                                         for t in members):
                     del blocked[host]  # an upgraded host accepts it now: worth trying again
                     heapq.heappush(heap, (self._load(host), host))
         return waves
@@ -1127,8 +1136,8 @@ class Scheduler(object):
         members = sorted(members)
         forced = [dict(s) for h in members for s in self.forced.get(h, ())]
         cold = [item for vm, _devs, item in self.cold if vm["host"] in set(members)]
-        order = sorted(placed, key=lambda p: (p["source_host"], p["vm"] or "", p.get("device") or ""))
-        return {"hosts": members, "placements": order,
+        # in the order planned: with coupled room, the order to run the migrations in
+        return {"hosts": members, "placements": list(placed),
                 "stopped": stopped, "blocked": forced, "stays_off": cold,
                 "after": {h: self.versions.after_of(h, self.fleet.pools.get(h, {}).keys()) for h in members}}
 

@@ -11,6 +11,7 @@ parent gives more than the room rules of ``docs/matrix-schema.md`` allow.
 
 import itertools
 import json
+import math
 import os
 import random
 import time
@@ -82,6 +83,18 @@ class _OPool(object):
             assert dev in self.free.get(t, []), "%s is not a free %s" % (dev, t)
             self.free[t].remove(dev)
 
+    def room(self, t):
+        if self.mode == "one-type" and self.types and self.types != {t}:
+            return 0
+        if self.kind == "vgpu":
+            return len([vf for vf in self.free.get(t, []) if vf not in self.taken])
+        free = len(self.free.get(t, []))
+        a = self.available.get(t) or 0
+        return free + (int(a * (1 - self.share)) if a and self.kind == "mdev" else 0)
+
+    def types_offered(self):
+        return set(self.available) | set(self.free) | self.types
+
     def release(self, t, dev):
         self.types.add(t)
         if self.kind == "vgpu" and dev in self.taken:
@@ -106,8 +119,10 @@ def oracle(matrix, schedule, version_of, todo=None):
     assumed = {(a["mdev_type"], a["source_driver"], a["target_host"], a["target_parent"])
                for a in schedule["assumptions"]}
     upgraded, seen = set(), []
+    keep = schedule["keep_free"]
     for w in schedule["waves"]:
         wave = set(w["hosts"])
+        start = {}  # (host, parent) -> room per type when the wave first touches the parent
         assert not wave & set(seen), "a host in two waves"
         assert len(wave) <= schedule["max_wave"] and not wave & set(schedule["stay_up"])
         seen += w["hosts"]
@@ -139,7 +154,10 @@ def oracle(matrix, schedule, version_of, todo=None):
                 else:
                     assert td["basis"] in ("reference", "driver unchanged", "policy"), td["basis"]
                     assert target in upgraded
-                pools[target][td["target_parent"]].take(t, td["action"], td["device"])
+                pool = pools[target][td["target_parent"]]
+                before = start.setdefault((target, td["target_parent"]), {x: pool.room(x) for x in pool.types_offered()})
+                pool.take(t, td["action"], td["device"])
+                assert pool.room(t) >= math.ceil(keep * before.get(t, 0)), "the share kept free was used"
                 if kind == "mdev":
                     if td["action"] == "create":
                         assert td["device"] == did and did not in held[target], "UUID %s exists on %s" % (did, target)
@@ -325,6 +343,33 @@ def test_the_new_stack_gates_the_upgraded_hosts():
         "driver unchanged", "matrix"}
 
 
+def test_the_assumption_compares_each_sources_own_driver_not_its_classs():
+    # X and Y publish the same version (one class) from different drivers; Z is upgraded to 555.0, which is
+    # newer than X's 550.1 and older than Y's 560.1: it is assumed to take X's VM and not Y's
+    hosts = {"X": ok(gpu_host({"gpu0": (3, {"nv": (0, 1)})}, {"x": ("running", [("gpu0", "nv", 0)])})),
+             "Y": ok(gpu_host({"gpu0": (3, {"nv": (0, 1)})}, {"y": ("running", [("gpu0", "nv", 0)])})),
+             "Z": ok(gpu_host({"gpu0": (3, {"nv": (2, 0)})}))}
+    for name, dv in (("X", "550.1"), ("Y", "560.1"), ("Z", "540.0")):
+        hosts[name]["facts"]["parents"]["gpu0"]["driver_version"] = dv
+    m = matrix_of(hosts)
+    assert len({r["class"] for r in m["sources"]}) == 1
+    sched = R.Scheduler(m, after={"driver_version": "555.0"})
+    sched._fresh()
+    sched.fleet.upgrade(["Z"])
+    src = {vm.name: vm.devices[0]["src"] for vm in sched.fleet.vms.values()}
+    no, why = sched.compat.parents(src["y"], "Z")  # asked first: a cache shared by the class would answer x with it
+    assert not no and why == ("incompatible - assumed not: a driver is not assumed to accept a newer source (target "
+                              "driver 555.0 after the upgrade, source 560.1)")
+    yes, _why = sched.compat.parents(src["x"], "Z")
+    assert [(p, b["kind"], b["source_driver"]) for p, b in yes] == [("gpu0", "assumed", "550.1")]
+    # so the schedule takes both VMs to Z first (one class: the matrix says yes), where they answer as Z's
+    # 540.0 devices, which the upgraded X and Y take: no VM goes from Y's 560.1 to an upgraded host
+    s = R.rolling_schedule(m, after={"driver_version": "555.0"}, solver="exact")
+    assert s["ready"] and moves(s) == [[("x", "X", "Z")], [("y", "Y", "Z")], [("x", "Z", "X"), ("y", "Z", "Y")]]
+    assert {a["source_driver"] for a in s["assumptions"]} == {"540.0"}
+    oracle(m, s, by_version(hosts, 3), todo=["X", "Y", "Z"])
+
+
 def test_no_assumption_allowed_means_no_upgraded_target_without_evidence():
     m = matrix_of(asymmetric_fleet())
     s = R.rolling_schedule(m, after={"driver_version": "2.5"}, assume="none")
@@ -394,19 +439,19 @@ def random_fleet(seed):
             devs = devs[n:] if rnd.random() < 0.8 else devs[n + 1:]
         hosts["h%d" % i] = ok(gpu_host(parents, vms, driver=driver))
     stay = sorted(rnd.sample(sorted(hosts), 1)) if len(hosts) > 2 and rnd.random() < 0.3 else []
-    return hosts, stay, rnd.randrange(0, 6), rnd.choice((1, 1, 2))
+    return hosts, stay, rnd.randrange(0, 6), rnd.choice((1, 1, 2)), rnd.choice((0.0, 0.0, 0.5))
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 10 ** 6))
 def test_random_fleets_every_wave_rechecked_by_the_oracle(seed):
-    hosts, stay, new_minor, max_wave = random_fleet(seed)
+    hosts, stay, new_minor, max_wave, keep = random_fleet(seed)
     m = matrix_of(hosts)
     todo = sorted(h for h in hosts if h not in stay)
     got = {}
     for solver in ("exact", "greedy"):
         s = R.rolling_schedule(m, stay_up=stay, max_wave=max_wave, after={"driver_version": "2.%d" % new_minor},
-                               solver=solver, exact_budget=4000)
+                               keep_free=keep, solver=solver, exact_budget=4000)
         json.dumps(s)  # plain data
         assert s["solver"]["used"] == solver or not s["solver"]["complete"]
         oracle(m, s, by_version(hosts, new_minor), todo=todo)
