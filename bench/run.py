@@ -255,9 +255,9 @@ def task_seconds(tasks):
 
 
 ALTERNATE_HEAD = """---
-# Written by bench/run.py (alternate_playbook): the probe task against a ping, taken turn
-# about in one play, so a load that comes and goes on the machine falls on both alike.
-- name: Bench - the probe task and a ping, taken turn about
+# Written by bench/run.py (alternate_playbook): the gathering and probe tasks against a ping,
+# taken turn about in one play, so a load that comes and goes on the machine falls on all alike.
+- name: Bench - gathering, probe and a ping, taken turn about
   hosts: all
   gather_facts: false
   tasks:
@@ -269,6 +269,10 @@ ALTERNATE_PAIR = """
     - name: Ping, turn {k}
       ansible.builtin.ping:
 
+    - name: The facts role again, turn {k}
+      ansible.builtin.import_role:
+        name: vfio.migration.facts
+
     - name: The matrix role's probe step, turn {k}
       ansible.builtin.import_role:
         name: vfio.migration.matrix
@@ -277,23 +281,32 @@ ALTERNATE_PAIR = """
 
 
 def alternate_playbook(path, turns):
-    """A play that gathers once, then runs a ping and the matrix role's own probe step ``turns`` times each."""
+    """A play that gathers once, then runs a ping, the facts role and the matrix role's own probe step
+    ``turns`` times each, in turn."""
     with open(path, "w") as f:
         f.write(ALTERNATE_HEAD + "".join(ALTERNATE_PAIR.format(k=k + 1) for k in range(turns)))
     return path
 
 
 def alternate_summary(tasks):
-    """Median wall and CPU of the pings and of the probe tasks of one alternating run, and their ratios."""
+    """Median wall and CPU of the pings, gathering and probe tasks of one alternating run, and the ratios.
+
+    The first gathering (before the turns) opens the connections and is left out.
+    """
     pings = [t for t in tasks if t["action"] in ("ansible.builtin.ping", "ping")]
     probes = [t for t in tasks if t["action"] == "vfio.migration.migration_probe"]
+    gathers = [t for t in tasks if t["action"] == "vfio.migration.mdev_facts"][1:]
     out = {"turns": len(probes)}
     for key, field in (("wall", "seconds"), ("cpu", "cpu"), ("cpu_host", None)):
         def value(t):
             return t["cpu"] - t.get("emulator_cpu", 0) if field is None else t[field]
-        ping, probe = median([value(t) for t in pings]), median([value(t) for t in probes])
-        out["ping_" + key], out["probe_" + key] = round(ping, 3), round(probe, 3)
-        out["probe_per_ping_" + key] = round(probe / ping, 3) if ping else None
+        ping = median([value(t) for t in pings])
+        out["ping_" + key] = round(ping, 3)
+        for name, got in (("probe", probes), ("gather", gathers)):
+            if got:
+                mid = median([value(t) for t in got])
+                out["%s_%s" % (name, key)] = round(mid, 3)
+                out["%s_per_ping_%s" % (name, key)] = round(mid / ping, 3) if ping else None
     out["pairs_wall"] = [round(q["seconds"] / p["seconds"], 3) for p, q in zip(pings, probes)]
     return out
 

@@ -126,6 +126,8 @@ def rows(results):
                 "alt_probe_per_ping_cpu": (rec.get("alternate") or {}).get("probe_per_ping_cpu") if local else None,
                 "alt_probe_per_ping_cpu_host": (rec.get("alternate") or {}).get("probe_per_ping_cpu_host")
                 if local else None,
+                "alt_gather_per_ping": (rec.get("alternate") or {}).get("gather_per_ping_wall"),
+                "alt_gather_per_ping_cpu": (rec.get("alternate") or {}).get("gather_per_ping_cpu") if local else None,
                 "compare_ratio": (rec.get("readiness@compare") or {}).get("ratio_wall"),
                 "compare_probe_per_ping": (rec.get("readiness@compare") or {}).get("probe_per_ping"),
                 "compare_probe_per_ping_cpu": (rec.get("readiness@compare") or {}).get("probe_per_ping_cpu")
@@ -166,13 +168,14 @@ def markdown(results):
             _f(r["gather_per_ping_cpu_host"]), _f(r["probe_per_ping_cpu_host"])))
     alternated = [r for r in rows(results) if r["alt_turns"]]
     if alternated:
-        lines += ["", "The probe task against a ping, taken turn about in one run (median of the turns):", "",
-                  "| variant | hosts | turns | probe / ping, wall | CPU | CPU, emulator left out |",
-                  "|---|---:|---:|---:|---:|---:|"]
+        lines += ["", "Gathering and the probe task against a ping, taken turn about in one run (median of the turns):",
+                  "", "| variant | emulators | hosts | turns | probe / ping, wall | CPU | CPU, emulator left out "
+                  "| gather / ping, wall | CPU |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in alternated:
-            lines.append("| %s | %d | %d | **%s** | %s | %s |" % (
-                r["variant"], r["hosts"], r["alt_turns"], _f(r["alt_probe_per_ping"]), _f(r["alt_probe_per_ping_cpu"]),
-                _f(r["alt_probe_per_ping_cpu_host"])))
+            lines.append("| %s | %d | %d | %d | **%s** | %s | %s | %s | %s |" % (
+                r["variant"], r["emulators"], r["hosts"], r["alt_turns"], _f(r["alt_probe_per_ping"]),
+                _f(r["alt_probe_per_ping_cpu"]), _f(r["alt_probe_per_ping_cpu_host"]), _f(r["alt_gather_per_ping"]),
+                _f(r["alt_gather_per_ping_cpu"])))
     compared = [r for r in rows(results) if r["compare_ratio"] is not None]
     if compared:
         lines += ["", "The same run with the compared collection (``--compare``):", "",

@@ -81,6 +81,7 @@ def _check_ratios(res, forks, pipelining):
     alt = rec["alternate"]
     actions = [t["action"] for t in alt["tasks"]]
     assert actions.count("ansible.builtin.ping") == actions.count("vfio.migration.migration_probe") == alt["turns"] == 1
+    assert actions.count("vfio.migration.mdev_facts") == 2 and alt["gather_per_ping_wall"] > 0
     assert actions.index("vfio.migration.mdev_facts") < actions.index("ansible.builtin.ping") < \
         actions.index("vfio.migration.migration_probe")
     assert alt["probe_per_ping_wall"] == pytest.approx(alt["probe_wall"] / alt["ping_wall"], rel=1e-2)
