@@ -278,13 +278,47 @@ ALTERNATE_PAIR = """
         name: vfio.migration.matrix
         tasks_from: probe
 """
+ALTERNATE_ECHO = """
+    - name: The probe's batch in and stored probe results out, nothing done, turn {k}
+      bench_probe_echo:
+        checks: "{{{{ vfio_migration_batches[inventory_hostname] }}}}"
+        results_file: {results}
+      register: bench_echo_result
+      when: vfio_migration_batches[inventory_hostname] | default([]) | length > 0
+      ignore_unreachable: true
+      failed_when: false
+"""
+LIBRARY = os.path.join(HERE, "library")
 
 
-def alternate_playbook(path, turns):
+def alternate_playbook(path, turns, echo_results=None):
     """A play that gathers once, then runs a ping, the facts role and the matrix role's own probe step
-    ``turns`` times each, in turn."""
+    ``turns`` times each, in turn; with ``echo_results`` (a file of probe results) also, after each probe,
+    ``bench/library/bench_probe_echo.py`` with the same batch, returning those results."""
     with open(path, "w") as f:
-        f.write(ALTERNATE_HEAD + "".join(ALTERNATE_PAIR.format(k=k + 1) for k in range(turns)))
+        f.write(ALTERNATE_HEAD)
+        for k in range(turns):
+            f.write(ALTERNATE_PAIR.format(k=k + 1))
+            if echo_results:
+                f.write(ALTERNATE_ECHO.format(k=k + 1, results=json.dumps(echo_results)))
+    return path
+
+
+def _dense_checks():
+    """The batch every target of a dense fleet gets (four types at six versions)."""
+    return [{"id": "nvidia-%s-%d.%d" % (t, major, minor), "mdev_type": "nvidia-%s" % t,
+             "version": "000210de-nvidia-%s-%d.%d" % (t, major, minor)}
+            for (major, minor) in F.DENSE_VERSIONS for t in ("256", "257", "258", "259")]
+
+
+def stored_probe_results(hostdir_sys, checks, path):
+    """Run the probe core once on one host's tree with ``checks``; keep its results in ``path``."""
+    from bench import importable
+    importable()
+    from ansible_collections.vfio.migration.plugins.module_utils._probe import Prober  # pylint: disable=import-outside-toplevel
+    results = Prober(hostdir_sys, allow_non_sysfs=True, timeout=5).run(checks)
+    with open(path, "w") as f:
+        json.dump(results, f)
     return path
 
 
@@ -296,13 +330,14 @@ def alternate_summary(tasks):
     pings = [t for t in tasks if t["action"] in ("ansible.builtin.ping", "ping")]
     probes = [t for t in tasks if t["action"] == "vfio.migration.migration_probe"]
     gathers = [t for t in tasks if t["action"] == "vfio.migration.mdev_facts"][1:]
+    echoes = [t for t in tasks if t["action"].endswith("bench_probe_echo")]
     out = {"turns": len(probes)}
     for key, field in (("wall", "seconds"), ("cpu", "cpu"), ("cpu_host", None)):
         def value(t):
             return t["cpu"] - t.get("emulator_cpu", 0) if field is None else t[field]
         ping = median([value(t) for t in pings])
         out["ping_" + key] = round(ping, 3)
-        for name, got in (("probe", probes), ("gather", gathers)):
+        for name, got in (("probe", probes), ("gather", gathers), ("echo", echoes)):
             if got:
                 mid = median([value(t) for t in got])
                 out["%s_%s" % (name, key)] = round(mid, 3)
@@ -318,7 +353,7 @@ def fleet_dir(shape, base=BUILD):
 
 def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, count_sizes=None,
                extra_env=None, log=print, reports_max=None, compare_collections=None, shape="mix",
-               trees=None, ssh=None, alternate=0, emulators=1):
+               trees=None, ssh=None, alternate=0, emulators=1, echo=False, timed_runs=True):
     """Build the fleet once (max size), mount it once, and for each size run the floor and the
     readiness run (without and with reports) ``repeat`` times, interleaved; then a counting run.
 
@@ -330,6 +365,8 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
     ``emulators``: FUSE emulator processes, each serving the whole fleet at its own mount point;
     host ``i`` reads and writes through emulator ``i % emulators`` (one user-space process
     answering every host is a shared queue no real fleet has: each host has its own kernel).
+    ``echo`` (dense shape): the alternating run also takes ``bench_probe_echo`` turns (``alternate_playbook``).
+    ``timed_runs=False`` leaves out the floor and readiness runs (the alternating run alone).
     """
     import contextlib
     from tests.emulator.mount import EmulatorMount, fuse_unavailable, read_write_log
@@ -391,7 +428,7 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
             built = F.kinds(src)
             rec = {"hosts": n, "runs": {}, "vms": sum(built[h].get("vms", 0) for h in names)}
             size_modes = [m for m in modes if not (m[1] and reports_max is not None and n > reports_max)]
-            for r in range(repeat):
+            for r in range(repeat if timed_runs else 0):
                 for label, with_reports in [("floor", None)] + size_modes:
                     cmd = command(label, inv, n, with_reports)
                     tasks_out = os.path.join(logs, "tasks-%s-%d-%d.json" % (label, n, r))
@@ -434,36 +471,43 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
                     rec["runs"].setdefault(label, []).append(res)
                     log("  N=%d %s run %d: %.1fs wall, %.1fs CPU, controller peak RSS %s MiB" % (
                         n, label, r + 1, res["wall"], res["cpu"], res["controller_peak_rss_mib"]))
-            for label, runs in rec["runs"].items():
-                rec[label] = {"wall": round(median([x["wall"] for x in runs]), 3),
-                              "cpu": round(median([x["cpu"] for x in runs]), 3),
-                              "cpu_all": round(median([x["cpu_all"] for x in runs]), 3)}
-            floor = rec["floor"]
-            for label, dummy in size_modes:
-                rec[label]["ratio_wall"] = round(rec[label]["wall"] / floor["wall"], 3)
-                rec[label]["ratio_cpu"] = round(rec[label]["cpu"] / floor["cpu"], 3) if floor["cpu"] else None
-                rec[label]["ratio_cpu_all"] = round(rec[label]["cpu_all"] / floor["cpu_all"], 3) \
-                    if floor["cpu_all"] else None
-                rec[label]["per_host_ms"] = round(1000.0 * rec[label]["wall"] / n, 2)
-            floor["per_host_ms"] = round(1000.0 * floor["wall"] / n, 2)
-            pings = [x["task_seconds"] for x in rec["runs"]["floor"]]
-            for key in ("ping_first", "ping_second", "ping_first_cpu", "ping_second_cpu", "ping_first_cpu_host",
-                        "ping_second_cpu_host"):
-                floor[key] = round(median([p[key] for p in pings]), 3)
-            for label, dummy in size_modes:
-                got = [x["task_seconds"] for x in rec["runs"][label]]
-                for task, ping in (("gather", "ping_first"), ("probe", "ping_second")):
-                    if all(task in g for g in got):
-                        # the readiness run's first module task against the floor's first, second against second
-                        for suffix in ("", "_cpu", "_cpu_host"):
-                            rec[label][task + suffix] = round(median([g[task + suffix] for g in got]), 3)
-                            rec[label]["%s_per_ping%s" % (task, suffix)] = round(
-                                rec[label][task + suffix] / floor[ping + suffix], 3) if floor[ping + suffix] else None
+            if timed_runs:
+                for label, runs in rec["runs"].items():
+                    rec[label] = {"wall": round(median([x["wall"] for x in runs]), 3),
+                                  "cpu": round(median([x["cpu"] for x in runs]), 3),
+                                  "cpu_all": round(median([x["cpu_all"] for x in runs]), 3)}
+                floor = rec["floor"]
+                for label, dummy in size_modes:
+                    rec[label]["ratio_wall"] = round(rec[label]["wall"] / floor["wall"], 3)
+                    rec[label]["ratio_cpu"] = round(rec[label]["cpu"] / floor["cpu"], 3) if floor["cpu"] else None
+                    rec[label]["ratio_cpu_all"] = round(rec[label]["cpu_all"] / floor["cpu_all"], 3) \
+                        if floor["cpu_all"] else None
+                    rec[label]["per_host_ms"] = round(1000.0 * rec[label]["wall"] / n, 2)
+                floor["per_host_ms"] = round(1000.0 * floor["wall"] / n, 2)
+                pings = [x["task_seconds"] for x in rec["runs"]["floor"]]
+                for key in ("ping_first", "ping_second", "ping_first_cpu", "ping_second_cpu", "ping_first_cpu_host",
+                            "ping_second_cpu_host"):
+                    floor[key] = round(median([p[key] for p in pings]), 3)
+                for label, dummy in size_modes:
+                    got = [x["task_seconds"] for x in rec["runs"][label]]
+                    for task, ping in (("gather", "ping_first"), ("probe", "ping_second")):
+                        if all(task in g for g in got):
+                            # the readiness run's first module task against the floor's first, second against second
+                            for suffix in ("", "_cpu", "_cpu_host"):
+                                rec[label][task + suffix] = round(median([g[task + suffix] for g in got]), 3)
+                                rec[label]["%s_per_ping%s" % (task, suffix)] = round(
+                                    rec[label][task + suffix] / floor[ping + suffix], 3) if floor[ping + suffix] else None
             if alternate:
-                cmd = [playbook, "-i", inv, alternate_playbook(os.path.join(workdir, "alternate.yml"), alternate)]
+                stored = None
+                if echo:
+                    stored = stored_probe_results(os.path.join(mounts[0], names[0], "sys"), _dense_checks(),
+                                                  os.path.join(workdir, "echo-results.json"))
+                cmd = [playbook, "-i", inv, alternate_playbook(os.path.join(workdir, "alternate.yml"), alternate, stored)]
                 tasks_out = os.path.join(logs, "tasks-alternate-%d.json" % n)
                 e = dict(env, ANSIBLE_CALLBACKS_ENABLED="bench_tasks", BENCH_TASKS_OUT=tasks_out,
                          BENCH_EMULATOR_PID=",".join(str(p) for p in pid))
+                if echo:
+                    e["ANSIBLE_LIBRARY"] = LIBRARY
                 if ssh:
                     e["ANSIBLE_SSH_CONTROL_PATH_DIR"] = ssh.control_dir(cpbase, "alternate-%d" % n)
                 logfile = os.path.join(logs, "alternate-%d.log" % n)
@@ -479,6 +523,8 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
                     res["tasks"] = json.load(f)["tasks"]
                 res.update(alternate_summary(res["tasks"]), command=shell_line(cmd, env_keys, e))
                 rec["alternate"] = res
+                if echo:
+                    res["command"] = "ANSIBLE_LIBRARY=%s %s" % (_rel(LIBRARY), res["command"])
                 log("  N=%d alternating: probe / ping %.2f wall, %.2f CPU over %d turns" % (
                     n, res["probe_per_ping_wall"], res["probe_per_ping_cpu"], res["turns"]))
             if n in count_sizes:
@@ -505,7 +551,8 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
                         econ = probe_economy({h: hostdirs[h] for h in names}, writes_since(before))
                         rec["count"][label]["probe_economy_ok"] = econ["ok"]
             out["sizes"].append(rec)
-            log(fleet_row(rec))
+            if timed_runs:
+                log(fleet_row(rec))
     return out
 
 

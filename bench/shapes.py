@@ -70,12 +70,13 @@ OUT = os.path.join(R.BUILD, "shapes.json")
 
 
 def run_variant(name, sizes, repeat=1, reports=True, ssh_endpoints=20, workdir=None, log=print, compare=None,
-                alternate=0, emulators=1):
+                alternate=0, emulators=1, echo=False, timed_runs=True):
     """One variant at ``sizes``: the fleet part's result plus the variant's settings.
 
     ``compare``: a collections path (``bench/snapshot.py``) whose readiness run is timed too, in the same run.
     ``alternate``: turns of the alternating run (a ping and the probe task, turn about; 0: none).
     ``emulators``: FUSE emulator processes sharing the hosts (``bench/run.py: fleet_part``).
+    ``echo``: the alternating run also takes ``bench_probe_echo`` turns; ``timed_runs=False``: that run alone.
     """
     v = VARIANTS[name]
     work = workdir or os.path.join(R.BUILD, "shapes", name)
@@ -84,7 +85,7 @@ def run_variant(name, sizes, repeat=1, reports=True, ssh_endpoints=20, workdir=N
     machine = R.machine()
     kwargs = dict(forks=v["forks"], reports=reports, repeat=repeat, pipelining=v["pipelining"], workdir=work,
                   count_sizes=[], log=log, shape=v["shape"], trees=trees, compare_collections=compare,
-                  alternate=alternate, emulators=emulators)
+                  alternate=alternate, emulators=emulators, echo=echo, timed_runs=timed_runs)
     if v["ssh"]:
         with S.LoopbackSshd(work, ssh_endpoints) as ssh:
             res = R.fleet_part(sizes, ssh=ssh, **kwargs)
@@ -96,44 +97,48 @@ def run_variant(name, sizes, repeat=1, reports=True, ssh_endpoints=20, workdir=N
 
 
 def rows(results):
-    """One flat row per variant and size, for the table and for tests."""
+    """One flat row per variant and size, for the tables and for tests (timed-run fields None without them)."""
     out = []
-    for key in sorted(results, key=lambda k: (results[k]["variant"], results[k]["sizes"][0]["hosts"])):
+    for key in sorted(results, key=lambda k: (results[k]["variant"], results[k]["sizes"][0]["hosts"], k)):
         res = results[key]
         local = res["connection"] == "local"
         for rec in res["sizes"]:
-            floor, ready = rec["floor"], rec["readiness"]
+            floor, ready = rec.get("floor") or {}, rec.get("readiness") or {}
             full = rec.get("readiness+reports") or {}
-            econ = rec["runs"]["readiness"][0]["probe_economy"]
+            alt = rec.get("alternate") or {}
+            runs = rec["runs"].get("readiness") or [{}]
+            econ = runs[0].get("probe_economy") or {}
             out.append({
                 "variant": res["variant"], "shape": res["shape"], "connection": res["connection"],
                 "endpoints": res.get("ssh_endpoints"), "forks": res["forks"], "pipelining": res["pipelining"],
-                "emulators": res.get("emulators", 1),
-                "hosts": rec["hosts"], "vms": rec.get("vms"), "floor_s": floor["wall"], "readiness_s": ready["wall"],
-                "ratio": ready["ratio_wall"], "ratio_cpu": ready.get("ratio_cpu_all"),
+                "emulators": res.get("emulators", 1), "timed": bool(floor),
+                "hosts": rec["hosts"], "vms": rec.get("vms"), "floor_s": floor.get("wall"),
+                "readiness_s": ready.get("wall"), "ratio": ready.get("ratio_wall"),
+                "ratio_cpu": ready.get("ratio_cpu_all"),
                 "reports_s": full.get("wall"), "ratio_reports": full.get("ratio_wall"),
-                "ping_first_s": floor["ping_first"], "gather_s": ready.get("gather"),
-                "gather_per_ping": ready.get("gather_per_ping"), "ping_second_s": floor["ping_second"],
+                "ping_first_s": floor.get("ping_first"), "gather_s": ready.get("gather"),
+                "gather_per_ping": ready.get("gather_per_ping"), "ping_second_s": floor.get("ping_second"),
                 "probe_s": ready.get("probe"), "probe_per_ping": ready.get("probe_per_ping"),
                 # per-task CPU holds the module processes only when they are the controller's descendants
                 "gather_per_ping_cpu": ready.get("gather_per_ping_cpu") if local else None,
                 "probe_per_ping_cpu": ready.get("probe_per_ping_cpu") if local else None,
                 "gather_per_ping_cpu_host": ready.get("gather_per_ping_cpu_host") if local else None,
                 "probe_per_ping_cpu_host": ready.get("probe_per_ping_cpu_host") if local else None,
-                "writes_per_target": econ["max_writes_per_target"], "economy_ok": econ["ok"],
-                "alt_turns": (rec.get("alternate") or {}).get("turns"),
-                "alt_probe_per_ping": (rec.get("alternate") or {}).get("probe_per_ping_wall"),
-                "alt_probe_per_ping_cpu": (rec.get("alternate") or {}).get("probe_per_ping_cpu") if local else None,
-                "alt_probe_per_ping_cpu_host": (rec.get("alternate") or {}).get("probe_per_ping_cpu_host")
-                if local else None,
-                "alt_gather_per_ping": (rec.get("alternate") or {}).get("gather_per_ping_wall"),
-                "alt_gather_per_ping_cpu": (rec.get("alternate") or {}).get("gather_per_ping_cpu") if local else None,
+                "writes_per_target": econ.get("max_writes_per_target"), "economy_ok": econ.get("ok"),
+                "alt_turns": alt.get("turns"),
+                "alt_probe_per_ping": alt.get("probe_per_ping_wall"),
+                "alt_probe_per_ping_cpu": alt.get("probe_per_ping_cpu") if local else None,
+                "alt_probe_per_ping_cpu_host": alt.get("probe_per_ping_cpu_host") if local else None,
+                "alt_gather_per_ping": alt.get("gather_per_ping_wall"),
+                "alt_gather_per_ping_cpu": alt.get("gather_per_ping_cpu") if local else None,
+                "alt_echo_per_ping": alt.get("echo_per_ping_wall"),
+                "alt_echo_per_ping_cpu": alt.get("echo_per_ping_cpu") if local else None,
                 "compare_ratio": (rec.get("readiness@compare") or {}).get("ratio_wall"),
                 "compare_probe_per_ping": (rec.get("readiness@compare") or {}).get("probe_per_ping"),
                 "compare_probe_per_ping_cpu": (rec.get("readiness@compare") or {}).get("probe_per_ping_cpu")
                 if local else None,
                 "load": "%s / %s" % (res["machine_before"]["loadavg"].split()[0], res["load_after"].split()[0]),
-                "commands": [runs[0]["command"] for runs in rec["runs"].values()],
+                "commands": [r[0]["command"] for r in rec["runs"].values()] + ([alt["command"]] if alt else []),
             })
     return out
 
@@ -150,6 +155,8 @@ def markdown(results):
              "| probe / 2nd ping | writes / target | load before / after |",
              "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows(results):
+        if not r["timed"]:
+            continue
         conn = r["connection"] if r["connection"] == "local" else "ssh, %d sshd" % r["endpoints"]
         lines.append("| %s | %s | %d | %s | %d | %d | %s | %.1f | %.1f | **%.2f** | %s | %.1f | %s | %s | %.1f | %s "
                      "| **%s** | %d | %s |" % (
@@ -163,6 +170,8 @@ def markdown(results):
               "| gather / 1st ping, emulator left out | probe / 2nd ping, emulator left out |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows(results):
+        if not r["timed"]:
+            continue
         lines.append("| %s | %d | %s | %s | %s | %s | %s |" % (
             r["variant"], r["hosts"], _f(r["ratio_cpu"]), _f(r["gather_per_ping_cpu"]), _f(r["probe_per_ping_cpu"]),
             _f(r["gather_per_ping_cpu_host"]), _f(r["probe_per_ping_cpu_host"])))
@@ -170,12 +179,13 @@ def markdown(results):
     if alternated:
         lines += ["", "Gathering and the probe task against a ping, taken turn about in one run (median of the turns):",
                   "", "| variant | emulators | hosts | turns | probe / ping, wall | CPU | CPU, emulator left out "
-                  "| gather / ping, wall | CPU |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| gather / ping, wall | CPU | echo / ping, wall | CPU |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in alternated:
-            lines.append("| %s | %d | %d | %d | **%s** | %s | %s | %s | %s |" % (
+            lines.append("| %s | %d | %d | %d | **%s** | %s | %s | %s | %s | %s | %s |" % (
                 r["variant"], r["emulators"], r["hosts"], r["alt_turns"], _f(r["alt_probe_per_ping"]),
                 _f(r["alt_probe_per_ping_cpu"]), _f(r["alt_probe_per_ping_cpu_host"]), _f(r["alt_gather_per_ping"]),
-                _f(r["alt_gather_per_ping_cpu"])))
+                _f(r["alt_gather_per_ping_cpu"]), _f(r["alt_echo_per_ping"]), _f(r["alt_echo_per_ping_cpu"])))
     compared = [r for r in rows(results) if r["compare_ratio"] is not None]
     if compared:
         lines += ["", "The same run with the compared collection (``--compare``):", "",
@@ -185,7 +195,7 @@ def markdown(results):
             lines.append("| %s | %d | %.2f, %.2f | %s, %s | %s, %s |" % (
                 r["variant"], r["hosts"], r["ratio"], r["compare_ratio"], _f(r["probe_per_ping"]),
                 _f(r["compare_probe_per_ping"]), _f(r["probe_per_ping_cpu"]), _f(r["compare_probe_per_ping_cpu"])))
-    lines += ["", "Commands (floor, readiness, readiness with reports), per variant and size:", ""]
+    lines += ["", "Commands (floor, readiness, readiness with reports, the alternating run), per variant and size:", ""]
     for r in rows(results):
         lines.append("%s, %d hosts:" % (r["variant"], r["hosts"]))
         lines += [""] + ["    " + c for c in r["commands"]] + [""]
@@ -204,6 +214,9 @@ def main(argv=None):
                     help="turns of the alternating run, a ping and the probe task turn about (0: none)")
     ap.add_argument("--emulators", type=int, default=1,
                     help="FUSE emulator processes sharing the hosts (host i on emulator i %% N)")
+    ap.add_argument("--echo", action="store_true",
+                    help="dense shape: the alternating run also runs bench/library/bench_probe_echo.py each turn")
+    ap.add_argument("--alternate-only", action="store_true", help="no floor and readiness runs, the alternating run alone")
     ap.add_argument("--compare", metavar="DIR", default=None,
                     help="also time readiness with the collection on this ANSIBLE_COLLECTIONS_PATH (bench/snapshot.py)")
     ap.add_argument("--out", default=OUT)
@@ -228,8 +241,10 @@ def main(argv=None):
             print("%s, %d hosts ..." % (name, n), flush=True)
             res = run_variant(name, [n], args.repeat, not args.no_reports, endpoints,
                               log=lambda *a: print(*a, flush=True), compare=args.compare,
-                              alternate=args.alternate, emulators=args.emulators)
-            key = "%s@%d" % (name, n) + ("/%de" % args.emulators if args.emulators > 1 else "")
+                              alternate=args.alternate, emulators=args.emulators, echo=args.echo,
+                              timed_runs=not args.alternate_only)
+            key = "%s@%d" % (name, n) + ("/%de" % args.emulators if args.emulators > 1 else "") + \
+                ("/alternate" if args.alternate_only else "")
             results[key] = res
             os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
             with open(args.out, "w") as f:

@@ -24,18 +24,18 @@ from tests.emulator.mount import fuse_unavailable
 N = 5
 
 
-def _variant(tmp_path_factory, name, endpoints=2, emulators=1):
+def _variant(tmp_path_factory, name, endpoints=2, emulators=1, echo=False):
     if fuse_unavailable():
         pytest.skip(fuse_unavailable())
     work = str(tmp_path_factory.mktemp("shapes") / name)
     return shapes.run_variant(name, [N], repeat=1, reports=False, ssh_endpoints=endpoints, workdir=work,
-                              log=lambda *a: None, alternate=1, emulators=emulators), work
+                              log=lambda *a: None, alternate=1, emulators=emulators, echo=echo), work
 
 
 @pytest.fixture(scope="module")
 def dense(tmp_path_factory):
     # the shape, with pipelining, its hosts shared by two emulator processes
-    return _variant(tmp_path_factory, "dense-f10-pipe", emulators=2)
+    return _variant(tmp_path_factory, "dense-f10-pipe", emulators=2, echo=True)
 
 
 def _sshd_start_problem(tmp_path_factory):
@@ -102,6 +102,10 @@ def test_dense_shape_ratios_and_task_comparison(dense):
     assert probe["emulator_cpu"] > 0  # the writes went through the emulator while the task ran
     if F.WITH_VMS:
         assert rec["vms"] > 0
+    # the echo turn: the probe's batch in, stored probe results out, through ansible-core alone
+    echo = [t for t in rec["alternate"]["tasks"] if t["action"].endswith("bench_probe_echo")]
+    assert len(echo) == 1 and rec["alternate"]["echo_per_ping_wall"] > 0
+    assert "ANSIBLE_LIBRARY=bench/library" in rec["alternate"]["command"]
     assert "| dense-f10-pipe | local | 10 | yes | 2 | %d |" % N in shapes.markdown({"dense-f10-pipe@%d" % N: res})
 
 
