@@ -127,10 +127,14 @@ def host_vms(facts):
     return out
 
 
-def _mode(driver, in_use_types):
-    if driver in EXCLUSIVE_DRIVERS and len(in_use_types) < 2:
-        return "one-type"
-    return "shared"
+def _mode(driver, in_use_types, offered=()):
+    """``one-type`` for an NVIDIA time-sliced GPU, unless it shows mixed-size (heterogeneous) mode:
+    two types in use, or one in use while the driver still offers another."""
+    if driver not in EXCLUSIVE_DRIVERS or len(in_use_types) >= 2:
+        return "shared"
+    if in_use_types and set(offered) - set(in_use_types):
+        return "shared"
+    return "one-type"
 
 
 def host_room(facts):
@@ -152,7 +156,8 @@ def host_room(facts):
     devices = facts.get("devices") or {}
     for parent, p in sorted((facts.get("parents") or {}).items()):
         in_use = sorted(set(d.get("mdev_type") for d in devices.values() if d.get("parent") == parent))
-        pool = {"kind": "mdev", "driver": p.get("driver"), "mode": _mode(p.get("driver"), in_use),
+        offered = [t for t, spec in (p.get("types") or {}).items() if (spec.get("available_instances") or 0) > 0]
+        pool = {"kind": "mdev", "driver": p.get("driver"), "mode": _mode(p.get("driver"), in_use, offered),
                 "available": {}, "free": {}, "in_use_types": in_use}
         for type_id, t in sorted((p.get("types") or {}).items()):
             pool["available"][type_id] = max(0, t.get("available_instances") or 0)
@@ -173,8 +178,10 @@ def host_room(facts):
     for pf, vfs in sorted(by_pf.items()):
         current = sorted(set((v["current"].get("name") or "vgpu-%s" % v["current"].get("id"))
                              for _vf, v in vfs if v.get("current")))
-        pool = {"kind": "vgpu", "driver": vfs[0][1].get("driver"), "mode": "one-type" if len(current) < 2 else "shared",
-                "available": {}, "free": {}, "in_use_types": current}
+        offered = set(t["name"] for _vf, v in vfs if not v.get("current") for t in v.get("creatable") or [])
+        pool = {"kind": "vgpu", "driver": vfs[0][1].get("driver"), "in_use_types": current,
+                "mode": "shared" if len(current) >= 2 or (current and offered - set(current)) else "one-type",
+                "available": {}, "free": {}}
         for vf, v in vfs:
             if v.get("current") or vf in used_pci:
                 continue
@@ -297,6 +304,12 @@ class _Planner(object):
         """``(per-device candidate parents, None)`` or ``(None, reason)`` for one target."""
         per_device = []
         for d in devices:
+            held = self.instances[target].get(d["id"]) if d["kind"] == "mdev" else None
+            if held is not None and not (held["vm"] is None and held["mdev_type"] == d["mdev_type"]):
+                self.collisions.append({"uuid": d["id"], "vm": vm.get("name"), "source_host": vm["host"],
+                                        "target_host": target, "held_by": held["vm"],
+                                        "mdev_type": held["mdev_type"]})
+        for d in devices:
             parents, best = _compatible_parents(self.matrix, d["row"], target)
             if not parents:
                 why = _verdict_words(best) if best else "offers no %s" % (d.get("mdev_type") or "such device")
@@ -308,10 +321,11 @@ class _Planner(object):
                     if held["vm"] is None and held["mdev_type"] == d["mdev_type"] and held["parent"] in parents:
                         parents, want = [held["parent"]], d["id"]
                     else:
+                        if held["vm"] is None and held["mdev_type"] == d["mdev_type"]:  # free, wrong parent
+                            self.collisions.append({"uuid": d["id"], "vm": vm.get("name"), "source_host": vm["host"],
+                                                    "target_host": target, "held_by": None,
+                                                    "mdev_type": held["mdev_type"]})
                         who = "VM %s" % held["vm"] if held["vm"] else "a stale %s instance" % held["mdev_type"]
-                        self.collisions.append({"uuid": d["id"], "vm": vm.get("name"), "source_host": vm["host"],
-                                                "target_host": target, "held_by": held["vm"],
-                                                "mdev_type": held["mdev_type"]})
                         return None, "instance UUID %s already exists there (%s)" % (d["id"], who)
             per_device.append((d, parents, want))
         return per_device, None
@@ -339,8 +353,8 @@ class _Planner(object):
                 pools[p].restore(before)
             return False
 
-        if place(0):
-            return chosen
+        if place(0):  # the room each parent has left once the whole VM is on it
+            return [(d, p, action, dev, pools[p].room(d["mdev_type"])) for d, p, action, dev, _r in chosen]
         for p, st in saved.items():
             pools[p].restore(st)
         return None

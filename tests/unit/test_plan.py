@@ -298,3 +298,15 @@ def test_the_terminal_summary_names_vms_and_collisions():
     assert "Plan: 1 placed, 1 stranded, 0 cold (VMs)" in lines
     assert "Instance UUIDs already on a target: %s (web) on b" % uid(1)[:8] in lines
     assert any(line.startswith("  db t on src: domain has a vIOMMU") for line in lines), lines
+
+
+def test_a_gpu_running_one_type_that_still_offers_another_is_in_mixed_size_mode():
+    # the driver offers nv-b beside the nv-a in use: heterogeneous mode, the types share the GPU
+    tgt = with_vms(facts({"gpu0": {"nv-a": ("a-1.0", 1, [uid(7)]), "nv-b": ("b-1.0", 2, [])}}),
+                   {"here": ("running", [uid(7)])}, driver="nvidia")
+    src = with_vms(facts({"g": {"nv-b": ("b-1.0", 0, [uid(1)])}}), {"vb": ("running", [uid(1)])}, driver="nvidia")
+    plan, matrix = plan_for({"src": ok(src), "b": ok(tgt)}, ["src"])
+    assert matrix["hosts"]["b"]["room"]["pools"]["gpu0"]["mode"] == "shared"
+    assert placed(plan) == {"vb": "b"}
+    # room left is taken once the whole VM is placed: one of nv-b's two halves is used
+    assert plan["placements"][0]["target_devices"][0]["room_after"] == 1
