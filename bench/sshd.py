@@ -175,8 +175,8 @@ class LoopbackSshd(object):
 
     def check_login(self):
         """One key login on the first endpoint (``true``), so a broken set-up fails here and says why."""
-        proc = subprocess.run(["ssh"] + self.ssh_options() + ["-p", str(self.ports[0]), "%s@127.0.0.1" % self.user,
-                                                                "true"],
+        login = ["-p", str(self.ports[0]), "%s@127.0.0.1" % self.user, "true"]
+        proc = subprocess.run(["ssh"] + self.ssh_options() + login,
                               capture_output=True, text=True, timeout=30, check=False)
         if proc.returncode != 0:
             self.stop()

@@ -301,4 +301,3 @@ def _md_plan(plan):
                            md_escape(c.get("target_host")), md_escape(c.get("held_by") or "stale instance")]
                           for c in plan["collisions"]]) + [""]
     return out
-

@@ -145,7 +145,7 @@ def test_dense_trees_have_two_parents_six_versions_and_vms(tmp_path):
         pytest.skip("tests/fixtures/sysfs_builder.py has no domain(): the trees have no VMs")
     for host, hostdir in dirs.items():
         # one running VM per instance: the live status files name every instance once
-        instances = {u for u in os.listdir(os.path.join(hostdir, "sys", "bus", "mdev", "devices"))}
+        instances = set(os.listdir(os.path.join(hostdir, "sys", "bus", "mdev", "devices")))
         live = os.path.join(hostdir, "root", "run", "libvirt", "qemu")
         used = set()
         for name in os.listdir(live):

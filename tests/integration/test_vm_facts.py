@@ -110,7 +110,7 @@ LAB_DIFFERENCES = {
 A11, A12, B11 = fleet.U["a1-1"], fleet.U["a1-2"], fleet.U["b1-1"]
 DEMO_VMS = {  # host: {vm: (state, viommu, [(mdev, type, parent)], [(pci, driver, vgpu)])}
     "gpu-a1": {"cad-render": ("running", False, [(A11, "nvidia-257", "0000:3b:00.0"),
-                                                  (A12, "nvidia-257", "0000:3b:00.0")], [])},
+                                                 (A12, "nvidia-257", "0000:3b:00.0")], [])},
     "gpu-b1": {"ml-train": ("running", False, [(B11, "nvidia-258", "0000:3b:00.0")], [])},
     "igd-1": {"vdi-secure": ("running", True, [(fleet.U["igd1"], "i915-GVTg_V5_4", "0000:00:02.0")], [])},
     "s390-1": {"zlinux-ccw": ("running", False, [(fleet.U["ccw"], "vfio_ccw-io", "0.0.0313")], [])},

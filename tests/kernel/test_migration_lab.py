@@ -581,8 +581,8 @@ def plan_table(moves):
                             for d in m.get("target_devices") or [])
         if m["how"] == "offline":
             devices = "same UUIDs, made before its start: %s" % ", ".join(short(d) for d in m["devices"])
-        real = "arrived" if m.get("arrived") else ("stays, running" if m["how"] == "stranded"
-                                                    and m.get("state_after") == "running" else m["result"])
+        stays = m["how"] == "stranded" and m.get("state_after") == "running"
+        real = "arrived" if m.get("arrived") else ("stays, running" if stays else m["result"])
         note = m.get("error") or m.get("start_error") or ""
         if m["how"] == "live" and m.get("uuid_xml"):
             note = note or "--xml/--persistent-xml with the target's UUIDs"

@@ -1,10 +1,5 @@
 """The controller-side matrix, batches, targets and drain plans (plugin_utils._matrix)."""
 
-import random
-
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
 from tests.synthetic import facts, fleet, ok, probe_all
 
@@ -155,5 +150,3 @@ def test_a_version_the_probe_refuses_is_error_and_leaves_other_checks_alone():
     bad = matrix["verdicts"][next(c for c, cl in matrix["classes"].items() if cl["sources"] == ["bad"])]["t"]
     assert [(v["status"], v["parent"]) for v in bad] == [("error", "gpu0")]
     assert "refuses" in bad[0]["message"] and "ASCII" in bad[0]["message"]
-
-
