@@ -284,6 +284,25 @@ def _verdict_words(v):
     return words + (" - %s" % v["message"] if v.get("message") else "")
 
 
+def use_held(held, d, parents):
+    """A device whose UUID already exists on the target (``held``, from ``room.instances``).
+
+    ``(parents, want, None)`` when that is a free instance of the device's type on a compatible
+    parent: the plan uses that very instance. Otherwise ``(None, None, reason)``: a migration keeps
+    the UUID, so the target cannot take the device.
+    """
+    if held["vm"] is None and held["mdev_type"] == d["mdev_type"] and held["parent"] in parents:
+        return [held["parent"]], d["id"], None
+    who = "VM %s" % held["vm"] if held["vm"] else "a stale %s instance" % held["mdev_type"]
+    return None, None, "instance UUID %s already exists there (%s)" % (d["id"], who)
+
+
+def collision(vm_name, source_host, uuid, target, held):
+    """One ``plan.collisions`` entry."""
+    return {"uuid": uuid, "vm": vm_name, "source_host": source_host, "target_host": target,
+            "held_by": held["vm"], "mdev_type": held["mdev_type"]}
+
+
 def _device_label(d):
     return "%s %s" % (d.get("mdev_type") or d["kind"], d["id"])
 
@@ -306,9 +325,7 @@ class _Planner(object):
         for d in devices:
             held = self.instances[target].get(d["id"]) if d["kind"] == "mdev" else None
             if held is not None and not (held["vm"] is None and held["mdev_type"] == d["mdev_type"]):
-                self.collisions.append({"uuid": d["id"], "vm": vm.get("name"), "source_host": vm["host"],
-                                        "target_host": target, "held_by": held["vm"],
-                                        "mdev_type": held["mdev_type"]})
+                self.collisions.append(collision(vm.get("name"), vm["host"], d["id"], target, held))
         for d in devices:
             parents, best = _compatible_parents(self.matrix, d["row"], target)
             if not parents:
@@ -318,15 +335,11 @@ class _Planner(object):
             if d["kind"] == "mdev":
                 held = self.instances[target].get(d["id"])
                 if held is not None:
-                    if held["vm"] is None and held["mdev_type"] == d["mdev_type"] and held["parent"] in parents:
-                        parents, want = [held["parent"]], d["id"]
-                    else:
+                    parents, want, reason = use_held(held, d, parents)
+                    if reason:
                         if held["vm"] is None and held["mdev_type"] == d["mdev_type"]:  # free, wrong parent
-                            self.collisions.append({"uuid": d["id"], "vm": vm.get("name"), "source_host": vm["host"],
-                                                    "target_host": target, "held_by": None,
-                                                    "mdev_type": held["mdev_type"]})
-                        who = "VM %s" % held["vm"] if held["vm"] else "a stale %s instance" % held["mdev_type"]
-                        return None, "instance UUID %s already exists there (%s)" % (d["id"], who)
+                            self.collisions.append(collision(vm.get("name"), vm["host"], d["id"], target, held))
+                        return None, reason
             per_device.append((d, parents, want))
         return per_device, None
 

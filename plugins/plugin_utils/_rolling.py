@@ -753,14 +753,10 @@ class _WavePlanner(PLAN._Planner):
             if d["kind"] == "mdev":
                 held = self.instances[target].get(d["id"])
                 if held is not None:
-                    if held["vm"] is None and held["mdev_type"] == d["mdev_type"] and held["parent"] in parents:
-                        parents, want = [held["parent"]], d["id"]
-                    else:
-                        who = "VM %s" % held["vm"] if held["vm"] else "a stale %s instance" % held["mdev_type"]
-                        self.collisions.append({"uuid": d["id"], "vm": vm.name, "source_host": vm.host,
-                                                "target_host": target, "held_by": held["vm"],
-                                                "mdev_type": held["mdev_type"]})
-                        return None, "instance UUID %s already exists there (%s)" % (d["id"], who)
+                    parents, want, reason = PLAN.use_held(held, d, parents)
+                    if reason:
+                        self.collisions.append(PLAN.collision(vm.name, vm.host, d["id"], target, held))
+                        return None, reason
             per_device.append((d, parents, want))
         return per_device, None
 
