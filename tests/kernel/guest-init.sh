@@ -10,6 +10,7 @@
 #   lab_name=kvm-a
 #   lab_mtty=migration=1,migration_version=mtty-1.2   (insmod parameters, ","-separated)
 #   lab_mdevs=<uuid>:mtty-2,<uuid>:mtty-1              (instances to create)
+#   lab_libvirt=hidden                                 (a host without libvirt: hide the build machine's)
 # Every line this script prints starts with "lab:" on the serial console.
 
 /bin/busybox mkdir -p /proc /sys /dev /bin /tmp
@@ -22,12 +23,13 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 log() { echo "lab: $*"; }
 fail() { echo "lab: FAILED: $*"; }
 
-LAB_NAME=lab LAB_MTTY= LAB_MDEVS=
+LAB_NAME=lab LAB_MTTY= LAB_MDEVS= LAB_LIBVIRT=
 for w in $(cat /proc/cmdline); do
     case "$w" in
         lab_name=*) LAB_NAME=${w#lab_name=} ;;
         lab_mtty=*) LAB_MTTY=${w#lab_mtty=} ;;
         lab_mdevs=*) LAB_MDEVS=${w#lab_mdevs=} ;;
+        lab_libvirt=*) LAB_LIBVIRT=${w#lab_libvirt=} ;;
     esac
 done
 hostname "$LAB_NAME"
@@ -72,6 +74,11 @@ for d in tmp run root var/run; do
     [ -L "$R/$d" ] || mount -t tmpfs -o mode=0755 tmpfs "$R/$d"
 done
 chmod 1777 $R/tmp
+# lab_libvirt=hidden (the 6.1 lab): a hypervisor without libvirt, whose instances are the demand;
+# the build machine's own libvirt state, if it has any, is hidden.
+if [ "$LAB_LIBVIRT" = hidden ] && [ -d "$R/etc/libvirt" ]; then
+    mount -t tmpfs -o mode=0755 tmpfs "$R/etc/libvirt"
+fi
 mkdir -p $R/run/sshd $R/run/lab
 cp /lab/ssh_host_ed25519_key /lab/authorized_keys $R/run/lab/
 chmod 600 $R/run/lab/ssh_host_ed25519_key

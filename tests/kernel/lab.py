@@ -586,6 +586,9 @@ class Lab:
     inventory: str = ""
     boot_seconds: float = 0.0
     timings: dict = field(default_factory=dict)   # label -> seconds, for the summary
+    # The guests share the build machine's root: without this, its libvirt (if installed) would
+    # make every guest a libvirt host with no VMs, whose free instances are not demand.
+    with_libvirt = False
     memory: str = VM_MEMORY                        # MiB of each guest
 
     @property
@@ -644,6 +647,8 @@ class Lab:
                   "lab_mtty=%s" % ",".join(vm.mtty_params)]
         if vm.mdevs:
             append.append("lab_mdevs=%s" % ",".join("%s:%s" % m for m in vm.mdevs))
+        if not self.with_libvirt:
+            append.append("lab_libvirt=hidden")
         return [
             "qemu-system-x86_64", "-accel", "tcg", "-m", self.memory, "-smp", "1",
             "-nographic", "-monitor", "none", "-serial", "file:%s" % host.console_log,

@@ -329,6 +329,8 @@ pgrep -x libvirtd >/dev/null || libvirtd -d
 class MigrationLab(base.Lab):
     """``base.Lab`` with libvirt in every guest and a forwarded migration port each."""
 
+    with_libvirt = True
+
     def __init__(self, build_, run_dir):
         super().__init__(build=build_, run_dir=run_dir, memory=VM_MEMORY)
         self.mig_ports = {}
