@@ -6,7 +6,7 @@
 Three shortcuts, each with the public way it falls back to when the private
 attribute is missing or looks different. Both ways give the same answer for
 the data this collection reads; the shortcut only saves time. Tested with
-real ansible-core objects, both ways (``tests/unit/test_ansible_internals.py``),
+real ansible-core objects, both ways (``tests/unit/plugins/plugin_utils/test_ansible_internals.py``),
 against the ansible-core that ``meta/runtime.yml`` requires (2.19).
 
 :func:`host_values` - reading a few variables of many hosts from ``hostvars``

@@ -27,7 +27,7 @@ from ansible_collections.vfio.migration.plugins.filter import matrix as F
 from ansible_collections.vfio.migration.plugins.plugin_utils import _ansible_internals as I
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
 from tests.conftest import COLLECTIONS, ansible_bin
-from tests.unit.test_report import small_hosts
+from tests.unit.plugins.plugin_utils.test_report import small_hosts
 
 
 def _registered(inputs):

@@ -1,7 +1,7 @@
 """What hosts do with version strings (module_utils._version): validate them, read key=value layouts.
 
 Decoding versions and matching templates run on the controller and are
-tested in ``test_decode.py`` and ``test_compatible.py``.
+tested in ``plugin_utils/test_decode.py`` and ``plugin_utils/test_compatible.py``.
 """
 
 import ast

@@ -15,7 +15,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.vfio.migration.plugins.filter import report as F
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
 from tests.conftest import COLLECTIONS, ansible_bin
-from tests.unit.test_report import small_matrix
+from tests.unit.plugins.plugin_utils.test_report import small_matrix
 
 
 def test_the_summary_names_only_the_files_written():
