@@ -37,10 +37,12 @@ def _cell_limit(name, cell_limit):
                                  % (name, cell_limit)) from exc
 
 
-def report_json(matrix, plan=None, generated=None, cell_limit=R.DEFAULT_CELL_LIMIT, host_versions=None):
-    """The matrix (and plan) as a stable JSON document."""
+def report_json(matrix, plan=None, generated=None, cell_limit=R.DEFAULT_CELL_LIMIT, host_versions=None,
+                schedule=None):
+    """The matrix (and plan, and rolling schedule) as a stable JSON document."""
     return _render("report_json", R.render_json, matrix, plan, generated,
-                   cell_limit=_cell_limit("report_json", cell_limit), host_versions=plain(host_versions))
+                   cell_limit=_cell_limit("report_json", cell_limit), host_versions=plain(host_versions),
+                   schedule=plain(schedule) or None)
 
 
 def report_csv(matrix, cell_limit=R.DEFAULT_CELL_LIMIT):
@@ -48,14 +50,15 @@ def report_csv(matrix, cell_limit=R.DEFAULT_CELL_LIMIT):
     return _render("report_csv", R.render_csv, matrix, cell_limit=_cell_limit("report_csv", cell_limit))
 
 
-def report_markdown(matrix, plan=None, generated=None):
-    """A Markdown report: summary, host x host tables per type, hosts, drain plan."""
-    return _render("report_markdown", R.render_markdown, matrix, plan, generated)
+def report_markdown(matrix, plan=None, generated=None, schedule=None):
+    """A Markdown report: summary, host x host tables per type, hosts, drain plan, rolling schedule."""
+    return _render("report_markdown", R.render_markdown, matrix, plan, generated, schedule=plain(schedule) or None)
 
 
-def report_html(matrix, plan=None, generated=None, changes=None):
-    """A self-contained HTML page, decision first: verdict, changes, plan, overview, grids per type."""
-    return _render("report_html", R.render_html, matrix, plan, generated, changes=plain(changes))
+def report_html(matrix, plan=None, generated=None, changes=None, schedule=None):
+    """A self-contained HTML page, decision first: verdict, changes, schedule, plan, overview, grids per type."""
+    return _render("report_html", R.render_html, matrix, plan, generated, changes=plain(changes),
+                   schedule=plain(schedule) or None)
 
 
 def host_versions(hostvars, hosts, facts_result_var=FACTS_RESULT_VAR, gather_state_var=GATHER_STATE_VAR):
@@ -107,26 +110,32 @@ def _reports_line(report_dir, written):
 
 
 def readiness_summary(matrix, plan=None, changes=None, report_dir=None, reports_written=False, check_mode=False,
-                      max_lines=S.DEFAULT_MAX_LINES, unchanged=False):
+                      max_lines=S.DEFAULT_MAX_LINES, unchanged=False, schedule=None):
     """The terminal summary as a list of plain lines, for a debug msg.
 
     ``reports_written`` is a yes or no, or the file names written (what the
     matrix role's reports entry point records); given the names, the last
-    line names those files only.
+    line names those files only. ``schedule`` (``vfio.migration.rolling_schedule``)
+    puts the rolling maintenance's verdict, waves and why not ready first.
     """
     matrix = plain(matrix)
     files = _written_files(reports_written)
     report_dir = plain(report_dir)
     try:
         R.check_inputs(matrix, plain(plan) or None)
+        schedule = plain(schedule) or None
+        R.check_schedule(schedule)
         lines = S.readiness_summary(matrix, plain(plan) or None, plain(changes),
                                     report_dir if files is None else None,
                                     bool(reports_written if files is None else files), bool(check_mode),
-                                    plain(max_lines), bool(unchanged))
+                                    plain(max_lines), bool(unchanged), schedule=schedule)
     except (ValueError, TypeError, KeyError) as exc:
         raise AnsibleFilterError("vfio.migration.readiness_summary: %s" % exc) from exc
     if files is not None and report_dir:
         lines.append(_reports_line(report_dir, files))
+    if schedule is not None and report_dir:  # the rolling role writes them whatever the formats
+        lines.append(S._cut("Schedule %s %s/schedule.json (schedule.md beside it)" % (
+            "would go to" if check_mode else "written to", _text(report_dir).rstrip("/")), S.LINE_WIDTH * 2))
     return lines
 
 

@@ -5,8 +5,10 @@
 
 Built from the views in ``_views.py``; every string is escaped (text and
 attributes). The page puts the decision first: the verdict, what changed
-since the previous run, hosts that could not be asked and the drain plan;
-then a host x host overview, then one collapsible grid per type.
+since the previous run, hosts that could not be asked, the rolling
+maintenance schedule (when one was computed: why not ready, the wave table,
+each wave's placements folded) and the drain plan; then a host x host
+overview, then one collapsible grid per type.
 """
 
 import html
@@ -18,11 +20,14 @@ from ansible_collections.vfio.migration.plugins.plugin_utils._views import (
     _too_big, check_inputs, class_basis, class_summary, host_overview, host_reach, sorted_classes, source_rows,
     summary, type_grids, unasked_hosts)
 from ansible_collections.vfio.migration.plugins.plugin_utils._summary import change_lines
+from ansible_collections.vfio.migration.plugins.plugin_utils import _rolling as ROLLING
 
 # At most this many change lines on the page (the first CHANGES_OPEN shown, the rest folded);
 # changes.json has them all.
 CHANGE_LINES = 200
 CHANGES_OPEN = 8
+# The wave table shows this many waves; the rest are folded below it (every wave keeps its own section).
+WAVES_OPEN = 40
 
 
 def esc(value):
@@ -94,6 +99,19 @@ def _css():
         "details>summary{cursor:pointer;font-size:14px;padding:2px 0}",
         "details.more{border:0;padding:0 0 0 18px;margin:2px 0}",
         "table.data td.st-compatible,table.data td.st-incompatible,table.data td.st-unsupported{font-weight:600}",
+        "section.rolling{margin:10px 0 18px}",
+        "div.why{border-left:4px solid #d64541;padding:2px 12px;margin:8px 0;background:#fff5f5}",
+        "div.assume{border-left:4px solid #f08c00;padding:2px 12px;margin:8px 0;background:#fff8ec}",
+        "div.why ul,div.assume ul{margin:2px 0;padding-left:18px}",
+        "h4{font-size:14px;margin:10px 0 4px}",
+        "table.waves td.wave{text-align:right;font-weight:600}",
+        "table.waves td.hosts{font-weight:600}",
+        "table.waves td.down{color:#b42318}",
+        ".basis{display:inline-block;font-size:11px;padding:0 5px;border-radius:3px;background:#eaeef2;"
+        "color:#3d444d;margin-left:4px}",
+        ".basis.assumed{background:#f08c00;color:#1f2328}",
+        "div.dev+div.dev{margin-top:4px;padding-top:4px;border-top:1px dotted #d0d7de}",
+        "span.ev{display:block;color:#57606a;font-size:12px}",
     ]
     for status, colour in sorted(STATUS_COLOURS.items()):
         rules.append(".st-%s{background-color:%s;color:%s}" % (status, colour, _TEXT_COLOURS[status]))
@@ -316,6 +334,212 @@ def _html_plan(plan):
     return "\n".join(out)
 
 
+def _basis_chips(kinds):
+    """What placements rest on, as small labels; an assumption stands out."""
+    return "".join(_el("span", esc(k), **{"class": "basis assumed" if k == "assumed" else "basis"})
+                   for k in kinds)
+
+
+def _schedule_item_why(item):
+    """Why a VM must be shut down: its reasons, then the per-host lines (folded when long)."""
+    reasons = [r for r in item.get("reasons") or [] if r] or [item.get("reason") or item.get("cause")]
+    head = "<br>".join(esc(r) for r in reasons)
+    details = item.get("details") or []
+    if not details:
+        return head
+    lines = _el("ul", "".join(_el("li", esc(d)) for d in details))
+    if len(details) > 3:
+        lines = _details("per host (%d)" % len(details), lines, **{"class": "more"})
+    return head + lines
+
+
+def _html_schedule_why(schedule):
+    """Why the schedule is not ready, in what an operator can do: which VMs to shut down or move cold, in which
+    wave and why; the room that would let them move live, and where; the hosts that cannot be planned."""
+    if schedule["ready"]:
+        return ""
+    out = [_el("h4", "Why not ready"),
+           _el("p", "No order of waves moves every running VM live. To go ahead: shut these VMs down (or move them "
+                    "cold) for their host's wave, or add the room named below on one of the hosts listed.")]
+    if schedule["unknown_hosts"]:
+        out.append(_el("h4", "Hosts that cannot be planned (%d)" % len(schedule["unknown_hosts"])))
+        out.append(_html_table(("host", "why"), [[_el("td", esc(u.get("host"))), _el("td", esc(u.get("reason")))]
+                                                 for u in schedule["unknown_hosts"]], "rolling-unknown"))
+    if schedule["must_stop"]:
+        out.append(_el("h4", "VMs to shut down or move cold (%d)" % len(schedule["must_stop"]),
+                       **{"id": "rolling-must-stop"}))
+        rows = [[_el("td", str(x.get("wave")), **{"class": "num"}), _item_cell(x), _devices_cell(x),
+                 _el("td", esc(x.get("source_host"))), _el("td", esc(x.get("cause"))),
+                 _el("td", _schedule_item_why(x))] for x in schedule["must_stop"]]
+        out.append(_html_table(("wave", "VM", "devices", "on host", "cause", "why"), rows, "must-stop"))
+    if schedule["capacity"]:
+        out.append(_el("h4", "Or add room, so they move live (%d)" % len(schedule["capacity"]),
+                       **{"id": "rolling-capacity"}))
+        rows = [[_el("td", str(c.get("wave")), **{"class": "num"}), _el("td", esc(c.get("vm"))),
+                 _el("td", esc(c.get("source_host"))),
+                 _el("td", esc(", ".join("%d x %s" % (n, _text(t)) for t, n in sorted((c.get("needs") or {}).items())))),
+                 _el("td", esc(", ".join(_text(h) for h in c.get("hosts") or [])))]
+                for c in schedule["capacity"]]
+        out.append(_html_table(("wave", "VM", "from", "room needed (all on one host)", "on one of these hosts"),
+                               rows, "capacity"))
+    return _el("div", "\n".join(out), **{"class": "why", "id": "rolling-why"})
+
+
+def _html_assumption_note(schedule):
+    if not schedule["rests_on_assumptions"]:
+        return ""
+    rules = sorted(set(_text(a.get("assumption")) for a in schedule["assumptions"]))
+    return _el("div", _el("p", _el("b", "Rests on %s" % _plural(len(schedule["assumptions"]), "assumption"))
+                          + " (a driver version no host runs yet, per target parent below): " + esc("; ".join(rules))),
+               **{"class": "assume", "id": "rolling-assumes"})
+
+
+def _placement_line(p):
+    """``vm: source -> target (parents)`` for the wave table."""
+    parents = ", ".join(_text(x) for x in p.get("target_parents") or [])
+    return "%s: %s &rarr; %s%s" % (_el("b", esc(p.get("vm") or p.get("device"))), esc(p.get("source_host")),
+                                   esc(p.get("target_host")), " (%s)" % esc(parents) if parents else "")
+
+
+def _wave_row(schedule, w):
+    placements = w.get("placements") or []
+    moved = "<br>".join(_placement_line(p) for p in placements) or "-"
+    down = "<br>".join(esc(ROLLING._what(x)) for x in (w.get("blocked") or []) + (w.get("stopped") or [])) or "-"
+    off = esc(", ".join(_text(c.get("vm") or c.get("device")) for c in w.get("stays_off") or [])) or "-"
+    kinds = sorted({k for p in placements for k in p.get("basis") or []})
+    assumed = ROLLING.wave_assumptions(schedule, w["wave"])
+    rests = _basis_chips(kinds) or "-"
+    if assumed:
+        rests += " " + _plural(len(assumed), "assumption")
+    after = "<br>".join("%s: %s" % (esc(h), esc(ROLLING._after_text(a))) for h, a in sorted((w.get("after") or {}).items()))
+    return "<tr%s>%s</tr>" % (_attrs(data_wave=w["wave"]), "".join([
+        _el("td", str(w["wave"]), **{"class": "wave"}), _el("td", esc(", ".join(w["hosts"])), **{"class": "hosts"}),
+        _el("td", moved), _el("td", down, **({"class": "down"} if down != "-" else {})), _el("td", off),
+        _el("td", rests), _el("td", after or "-")]))
+
+
+def _html_wave_table(schedule):
+    head = "".join(_el("th", h) for h in ("wave", "hosts drained together", "VMs moved live (VM: from &rarr; to "
+                                          "(target parents))", "shut down for the wave", "shut off (stay off)",
+                                          "rests on", "after the upgrade"))
+    waves = schedule["waves"]
+    if not waves:
+        return _el("p", "No wave: no host to upgrade could be planned.", **{"class": "note"})
+
+    def table(rows, **attrs):
+        return _el("table", "<thead><tr>%s</tr></thead><tbody>%s</tbody>" % (head, "\n".join(rows)),
+                   **dict({"class": "data waves"}, **attrs))
+
+    rows = [_wave_row(schedule, w) for w in waves]
+    out = [table(rows[:WAVES_OPEN], id="waves")]
+    if len(rows) > WAVES_OPEN:
+        out.append(_details("%d more waves" % (len(rows) - WAVES_OPEN), table(rows[WAVES_OPEN:]), **{"class": "more"}))
+    return "\n".join(out)
+
+
+def _target_devices_cell(p):
+    """Each device: source instance, where it goes (parent, action, instance), its basis and evidence."""
+    out = []
+    for d in p.get("target_devices") or []:
+        what = {"use": "use free", "create": "create", "assign": "assign"}.get(d.get("action"), d.get("action"))
+        line = "%s %s &rarr; %s: %s %s%s" % (
+            esc(d.get("mdev_type")), _el("code", esc(d.get("source"))), esc(d.get("target_parent")), esc(what),
+            _el("code", esc(d.get("device"))), " (UUID changes)" if d.get("uuid_changes") else "")
+        line += _basis_chips([d.get("basis")] if d.get("basis") else [])
+        if d.get("reference"):
+            line += " " + esc("as %s answered" % _text(d["reference"]))
+        if d.get("evidence"):
+            line += _el("span", esc(d["evidence"]), **{"class": "ev"})
+        out.append(_el("div", line, **{"class": "dev"}))
+    return _el("td", "".join(out) or esc(", ".join(_text(x) for x in p.get("target_parents") or [])))
+
+
+def _room_after(p):
+    """What each target parent can still take of the VM's type once the whole VM is placed."""
+    room = {}
+    for d in p.get("target_devices") or []:
+        room[_text(d.get("target_parent"))] = d.get("room_after")
+    return ", ".join("%s: %s" % (parent, _text(n)) for parent, n in sorted(room.items()))
+
+
+def _html_wave_section(schedule, w):
+    """One wave, folded: its placements with every device, the VMs it shuts down and the assumptions it rests on."""
+    placements = w.get("placements") or []
+    stops = (w.get("blocked") or []) + (w.get("stopped") or [])
+    assumed = ROLLING.wave_assumptions(schedule, w["wave"])
+    head = "Wave %d: %s - %s move" % (w["wave"], esc(", ".join(w["hosts"])), _plural(len(placements), "VM"))
+    if stops:
+        head += ", %s shut down" % _plural(len(stops), "VM")
+    if assumed:
+        head += "; rests on %s" % _plural(len(assumed), "assumption")
+    body = []
+    if placements:
+        rows = [[_item_cell(p), _el("td", esc(p.get("source_host")) + (
+                    " (from %s, move %s)" % (esc(p.get("origin_host")), esc(p.get("move")))
+                    if p.get("origin_host") != p.get("source_host") else "")),
+                 _el("td", esc(p.get("target_host"))), _target_devices_cell(p),
+                 _el("td", esc(_room_after(p)), **{"class": "num"})]
+                for p in placements]
+        body.append(_html_table(("VM", "from host", "to host", "devices (source &rarr; target parent: action "
+                                 "instance; basis)", "room after"), rows, "wave-placements"))
+    else:
+        body.append(_el("p", "No running VM to move.", **{"class": "note"}))
+    if stops:
+        body.append(_el("h4", "Shut down for this wave (%d)" % len(stops)))
+        body.append(_html_table(("VM", "devices", "on host", "cause", "why"),
+                                [[_item_cell(x), _devices_cell(x), _el("td", esc(x.get("source_host"))),
+                                  _el("td", esc(x.get("cause"))), _el("td", _schedule_item_why(x))] for x in stops],
+                                "wave-stops"))
+    if assumed:
+        body.append(_el("h4", "Assumptions this wave rests on"))
+        body.append(_el("ul", "".join(_el("li", esc("%s from driver %s on %s/%s (driver %s after the upgrade): %s" % (
+            _text(a.get("mdev_type")), _text(a.get("source_driver")), _text(a.get("target_host")),
+            _text(a.get("target_parent")), _text(a.get("target_driver")), _text(a.get("assumption"))))) for a in assumed)))
+    if w.get("stays_off"):
+        body.append(_el("p", "Shut off, staying on their host: %s" % esc(", ".join(
+            _text(c.get("vm") or c.get("device")) for c in w["stays_off"])), **{"class": "note"}))
+    return _details(head, "\n".join(body), **{"data_wave_section": w["wave"], "id": "wave-%d" % w["wave"]})
+
+
+def _html_schedule(schedule):
+    """The rolling maintenance: why not ready, the wave table, each wave folded, the assumptions, collisions."""
+    if schedule is None:
+        return ""
+    solver = schedule["solver"]
+    how = "Solver %s (%s%s)" % (_text(solver.get("used")), _text(solver.get("why")),
+                                "" if solver.get("complete", True) else "; not proven the fewest stops and waves")
+    notes = [how, "%s moved, %d more than once" % (_plural(schedule["vms_moved"], "VM"), schedule["vms_moved_twice"])]
+    if schedule.get("stay_up"):
+        notes.append("staying up: %s" % ", ".join(_text(h) for h in schedule["stay_up"]))
+    if schedule.get("keep_free"):
+        notes.append("keeping %s of each parent's room free" % _text(schedule["keep_free"]))
+    out = [_el("h3", "Rolling maintenance: %s" % _plural(len(schedule["waves"]), "wave"), **{"id": "rolling"}),
+           _el("p", esc("; ".join(notes)) + ".", **{"class": "note"}),
+           _html_schedule_why(schedule), _html_assumption_note(schedule),
+           _el("h4", "Waves, in order", **{"id": "waves-head"}), _html_wave_table(schedule)]
+    if schedule["waves"]:
+        out.append(_el("h4", "Each wave: placements, devices and what they rest on"))
+        out += [_html_wave_section(schedule, w) for w in schedule["waves"]]
+    if schedule["assumptions"]:
+        rows = [[_el("td", _el("code", esc(a.get("mdev_type")))), _el("td", esc(a.get("source_driver"))),
+                 _el("td", esc("%s/%s" % (_text(a.get("target_host")), _text(a.get("target_parent"))))),
+                 _el("td", esc(a.get("target_driver"))), _el("td", esc(", ".join(str(x) for x in a.get("waves") or []))),
+                 _el("td", esc(", ".join(_text(v) for v in a.get("vms") or []))), _el("td", esc(a.get("assumption")))]
+                for a in schedule["assumptions"]]
+        out.append(_details("Assumptions, per target parent (%d)" % len(schedule["assumptions"]),
+                            _html_table(("type", "source driver", "target", "target driver after", "waves", "VMs",
+                                         "assumption"), rows, "assumptions"), **{"id": "rolling-assumptions"}))
+    if schedule.get("collisions"):
+        rows = [[_el("td", _el("code", esc(c.get("uuid")))), _el("td", esc(c.get("vm"))),
+                 _el("td", esc(c.get("source_host"))), _el("td", esc(c.get("target_host"))),
+                 _el("td", esc(c.get("held_by") or "a stale %s instance" % _text(c.get("mdev_type"))))]
+                for c in schedule["collisions"]]
+        out.append(_details("Instance UUIDs already on a target, not used for that VM (%d)" % len(rows),
+                            _html_table(("UUID", "VM", "source host", "target host", "held by"), rows,
+                                        "collisions"), **{"id": "rolling-collisions"}))
+    return _el("section", "\n".join(x for x in out if x), **{"class": "rolling", "id": "rolling-section"})
+
+
 def _html_unasked(matrix):
     hosts = unasked_hosts(matrix)
     if not hosts:
@@ -327,8 +551,37 @@ def _html_unasked(matrix):
                **{"id": "unasked", "class": "unasked"})
 
 
-def _html_decision(matrix, plan):
-    """The verdict in one line, with the counts an operator decides on."""
+def _schedule_badge(ready, small=False):
+    cls = "badge %s%s" % ("ready" if ready else "not-ready", " small" if small else "")
+    return _el("span", ("ROLLING " if small else "") + ("READY" if ready else "NOT READY"),
+               **{"class": cls, "data_schedule_ready": "true" if ready else "false"})
+
+
+def _plural(n, one, many=None):
+    return "%d %s" % (n, one if n == 1 else (many or one + "s"))
+
+
+def _html_schedule_decision(schedule):
+    """The rolling maintenance's verdict in one line: hosts, waves, live migrations, VMs to stop."""
+    waves = schedule["waves"]
+    hosts = sum(len(w["hosts"]) for w in waves)
+    counts = "rolling maintenance: %s in %s (at most %d a wave), %s" % (
+        _el("b", esc(_plural(hosts, "host"))), _el("b", esc(_plural(len(waves), "wave"))), schedule["max_wave"],
+        _el("b", esc(_plural(schedule["moves"], "live migration"))))
+    if schedule["must_stop"]:
+        counts += ", %s to shut down or move cold" % _el("b", esc(_plural(len(schedule["must_stop"]), "VM")))
+    if schedule["unknown_hosts"]:
+        counts += ", %s that cannot be planned" % _el("b", esc(_plural(len(schedule["unknown_hosts"]), "host")))
+    return _el("p", _schedule_badge(schedule["ready"]) + " " + _el("span", counts, **{"class": "counts"}),
+               **{"id": "rolling-badge", "class": "decision"})
+
+
+def _html_decision(matrix, plan, schedule=None):
+    """The verdict in one line, with the counts an operator decides on (the schedule's first when there is one)."""
+    if plan is None and schedule is not None:
+        return _html_schedule_decision(schedule)
+    if schedule is not None:
+        return _html_schedule_decision(schedule) + "\n" + _html_decision(matrix, plan)
     if plan is None:
         text = _el("span", "NO DRAIN PLANNED", **{"class": "badge none", "data_ready": "none"}) + \
             " %d hosts checked; give vfio_migration_drain_hosts for a go/no-go verdict." % len(matrix["hosts"])
@@ -472,16 +725,19 @@ def _html_type_sections(matrix):
     return "\n".join(out)
 
 
-def render_html(matrix, plan=None, generated=None, changes=None):
+def render_html(matrix, plan=None, generated=None, changes=None, schedule=None):
     """A self-contained page (inline CSS, no script, nothing fetched), decision first.
 
     The verdict, what changed since the previous run (``changes`` from
-    ``_drift.matrix_changes``, optional), hosts that could not be asked and
-    the drain plan; then the host x host overview; then one collapsible grid
-    per type; then the legend, counts, hosts and classes.
+    ``_drift.matrix_changes``, optional), hosts that could not be asked, the
+    rolling maintenance schedule (``schedule`` from ``_rolling.rolling_schedule``,
+    optional) and the drain plan; then the host x host overview; then one
+    collapsible grid per type; then the legend, counts, hosts and classes.
     """
     plan = _plan_or_none(plan)
     check_inputs(matrix, plan, generated)
+    if schedule is not None:
+        ROLLING.check_schedule(schedule)
     if changes is not None and not isinstance(changes, dict):
         raise ValueError("changes must be the output of vfio.migration.matrix_changes or null")
     summ = summary(matrix, plan)
@@ -489,13 +745,21 @@ def render_html(matrix, plan=None, generated=None, changes=None):
     if generated:
         meta = "generated %s - %s" % (esc(generated), meta)
     header = [_el("h1", "VFIO migration compatibility"), _el("span", meta, **{"class": "meta"})]
+    if schedule is not None:
+        header.append(_schedule_badge(schedule["ready"], small=True))
     if plan is not None:
         header.append(_badge(plan.get("ready"), small=True))
+    plan_head = ""
+    if schedule is not None and plan is not None:
+        plan_head = _el("h3", "Drain plan now: draining %s" % esc(", ".join(_text(h) for h in plan.get("drain_hosts")
+                                                                            or [])), **{"id": "drain-plan"})
     body = [
         _el("header", "".join(header)),
         "<main>",
-        _el("section", "\n".join([_el("h2", "Decision", **{"id": "decision"}), _html_decision(matrix, plan),
-                                  _html_changes(changes), _html_unasked(matrix), _html_plan(plan)]),
+        _el("section", "\n".join([_el("h2", "Decision", **{"id": "decision"}), _html_decision(matrix, plan, schedule),
+                                  _html_changes(changes), _html_unasked(matrix)]
+                                 + ([_html_schedule(schedule), plan_head] if schedule is not None else [])
+                                 + [_html_plan(plan)]),
             **{"class": "decision-first"}),
         _html_overview(matrix),
         _html_type_sections(matrix),

@@ -28,7 +28,8 @@ JSON report (``render_json``, schema version 1; ``docs/matrix-schema.md``)::
                  "hosts_by_state", "class_count", "ready"},
      "plan": <drain_plan> | null,
      "policy": <the policy the matrix applied> | null,
-     "host_versions": {host: {"kernel", "qemu", "libvirt", "drivers": {parent: version}}} | null}
+     "host_versions": {host: {"kernel", "qemu", "libvirt", "drivers": {parent: version}}} | null,
+     "schedule": <rolling_schedule, solver seconds left out>}   # only when a schedule was computed
 
 ``verdicts`` and ``sources`` are filled only when ``cells`` is omitted: the
 class x target verdicts plus the source rows hold everything the cells would.
@@ -50,6 +51,7 @@ import re
 # pylint: disable=unused-import
 from ansible_collections.vfio.migration.plugins.module_utils import _errno as E  # noqa: F401
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M  # noqa: F401
+from ansible_collections.vfio.migration.plugins.plugin_utils import _rolling as ROLLING
 from ansible_collections.vfio.migration.plugins.plugin_utils._views import (  # noqa: F401
     DEFAULT_CELL_LIMIT, EVIDENCES, GRID_LIMIT, POLICY_SUFFIX, REPORT_SCHEMA_VERSION, SELF, STATUS_COLOURS,
     STATUS_LABELS, STATUS_MEANINGS, TITLE_LINES, _basis_text, _best, _class_key, _iter_pairs, _key, _label,
@@ -82,19 +84,28 @@ def _check_host_versions(host_versions):
         raise ValueError("host_versions must be the output of vfio.migration.host_versions or null")
 
 
-def render_json(matrix, plan=None, generated=None, cell_limit=DEFAULT_CELL_LIMIT, host_versions=None):
+def check_schedule(schedule):
+    """Raise ``ValueError`` unless ``schedule`` is a rolling schedule or None."""
+    if schedule is not None:
+        ROLLING.check_schedule(schedule)
+
+
+def render_json(matrix, plan=None, generated=None, cell_limit=DEFAULT_CELL_LIMIT, host_versions=None,
+                schedule=None):
     """The matrix as a JSON document (schema in the module docstring and ``docs/matrix-schema.md``).
 
     Above ``cell_limit`` cells, ``cells`` is null, ``cells_omitted`` says how many
     there were, and ``verdicts`` plus ``sources`` keep every verdict.
     ``host_versions`` (``_drift.host_versions``: each host's kernel, QEMU,
     libvirt and driver version per parent) is kept for the next run's
-    comparison; null when not given.
+    comparison; null when not given. ``schedule`` (``vfio.migration.rolling_schedule``) is kept as the
+    key ``schedule``, without the solver's ``seconds``; without a schedule there is no such key.
     """
     plan = _plan_or_none(plan)
     check_inputs(matrix, plan, generated)
     _check_cell_limit(cell_limit)
     _check_host_versions(host_versions)
+    check_schedule(schedule)
     summ = summary(matrix, plan)
     doc = {
         "schema_version": REPORT_SCHEMA_VERSION,
@@ -106,6 +117,8 @@ def render_json(matrix, plan=None, generated=None, cell_limit=DEFAULT_CELL_LIMIT
         "policy": matrix.get("policy"),
         "host_versions": host_versions,
     }
+    if schedule is not None:
+        doc["schedule"] = ROLLING.for_report(schedule)
     if summ["cells"] <= cell_limit:
         doc.update(cells=sorted_cells(matrix), cells_omitted=0, verdicts=None, sources=None)
     else:
@@ -200,10 +213,12 @@ def _md_class_summary(matrix):
     return _md_table(["class", "type", "version", "sources"] + [STATUS_LABELS[s] for s in E.STATUSES], rows)
 
 
-def render_markdown(matrix, plan=None, generated=None):
-    """Summary, a host x host table of the best status per type, host states and the drain plan."""
+def render_markdown(matrix, plan=None, generated=None, schedule=None):
+    """Summary, a host x host table of the best status per type, host states, the drain plan and the
+    rolling maintenance schedule (its wave table, placements, assumptions and why not ready) when given."""
     plan = _plan_or_none(plan)
     check_inputs(matrix, plan, generated)
+    check_schedule(schedule)
     summ = summary(matrix, plan)
     out = ["# VFIO migration compatibility", ""]
     if generated:
@@ -213,6 +228,8 @@ def render_markdown(matrix, plan=None, generated=None):
                 summ["host_count"],
                 ", ".join("%s: %d" % (md_escape(s), n) for s, n in sorted(summ["host_states"].items())) or "none",
                 summ["class_count"], summ["cells"]), ""]
+    if schedule is not None:
+        out += ["Rolling maintenance: **%s** (waves below)" % ("READY" if schedule["ready"] else "NOT READY"), ""]
     if plan is not None:
         out += ["Drain plan: **%s**" % ("READY" if plan.get("ready") else "NOT READY"), ""]
     out += _md_table(["status", "label", "cells", "meaning"],
@@ -243,6 +260,8 @@ def render_markdown(matrix, plan=None, generated=None):
         out += ["No drain plan was requested.", ""]
     else:
         out += _md_plan(plan)
+    if schedule is not None:
+        out += ["## Rolling maintenance schedule", ""] + ROLLING.markdown_sections(schedule, 3)
     return "\n".join(out).rstrip("\n") + "\n"
 
 

@@ -1447,22 +1447,49 @@ def summary_lines(schedule, report_dir=None, written=False, check_mode=False, ma
             for line in out]
 
 
-def render_markdown(schedule, generated=None):
-    """``schedule.md``: the verdict, why not, the wave table, every placement, the assumptions, the capacity."""
+def check_schedule(schedule):
+    """Raise ``ValueError`` unless ``schedule`` is the output of :func:`rolling_schedule`."""
+    if not isinstance(schedule, dict) or schedule.get("schema_version") != SCHEMA_VERSION or \
+            not isinstance(schedule.get("waves"), list):
+        raise ValueError("schedule must be the output of vfio.migration.rolling_schedule (schema_version %d) or null"
+                         % SCHEMA_VERSION)
+    for key in ("ready", "solver", "must_stop", "capacity", "assumptions", "unknown_hosts", "why"):
+        if key not in schedule:
+            raise ValueError("the schedule has no %s: expected the output of vfio.migration.rolling_schedule" % key)
+
+
+def for_report(schedule):
+    """The schedule as ``matrix.json`` keeps it: without ``generated`` and the solver's ``seconds``.
+
+    The time the solver took varies from run to run; ``matrix.json`` gives the same bytes for the same
+    facts (``generated`` aside), so it is left out there (``schedule.json`` has it).
+    """
+    out = {k: v for k, v in schedule.items() if k != "generated"}
+    out["solver"] = {k: v for k, v in (schedule.get("solver") or {}).items() if k != "seconds"}
+    return out
+
+
+def wave_assumptions(schedule, wave):
+    """The assumptions (per target parent) that placements of wave number ``wave`` rest on."""
+    return [a for a in schedule.get("assumptions") or [] if wave in (a.get("waves") or [])]
+
+
+def markdown_sections(schedule, level=2):
+    """The Markdown of a schedule below its title: why not ready, the wave table, the placements, the
+    assumptions, the VMs to shut down, the room to add and the hosts that cannot be planned; headings at
+    ``level``. ``schedule.md`` and the matrix role's ``matrix.md`` share it."""
     from ansible_collections.vfio.migration.plugins.plugin_utils._report import md_escape as e
+    head = "#" * level + " "
 
     def table(header, rows):
         return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + \
             ["| " + " | ".join(r) + " |" for r in rows] + [""]
 
-    out = ["# Rolling maintenance schedule", ""]
-    if generated:
-        out += ["Generated: %s" % e(generated), ""]
-    out += ["**%s**" % e(headline(schedule)), ""]
+    out = ["**%s**" % e(headline(schedule)), ""]
     if schedule["rests_on_assumptions"]:
         out += [e(_assumption_line(schedule)), ""]
     if schedule["why"]:
-        out += ["## Why not ready", ""] + ["- %s" % e(line) for line in schedule["why"]] + [""]
+        out += [head + "Why not ready", ""] + ["- %s" % e(line) for line in schedule["why"]] + [""]
     rows = []
     for w in schedule["waves"]:
         moved = "<br>".join("%s: %s &rarr; %s" % (e(p["vm"] or p["device"]), e(p["source_host"]), e(p["target_host"]))
@@ -1471,8 +1498,8 @@ def render_markdown(schedule, generated=None):
         off = "<br>".join(e(c.get("vm") or c.get("device")) for c in w["stays_off"]) or "-"
         after = "<br>".join("%s: %s" % (e(h), e(_after_text(a))) for h, a in sorted(w["after"].items()))
         rows.append([str(w["wave"]), e(_hosts_text(w["hosts"])), moved, down, off, after or "-"])
-    out += ["## Waves", ""] + table(["wave", "hosts drained together", "VMs moved (from &rarr; to)",
-                                     "shut down for the wave", "shut off (stay)", "after the upgrade"], rows)
+    out += [head + "Waves", ""] + table(["wave", "hosts drained together", "VMs moved (from &rarr; to)",
+                                         "shut down for the wave", "shut off (stay)", "after the upgrade"], rows)
     rows = []
     for w in schedule["waves"]:
         for p in w["placements"]:
@@ -1482,24 +1509,35 @@ def render_markdown(schedule, generated=None):
             rows.append([str(w["wave"]), e(p["vm"] or p["device"]), e(p["source_host"]), e(p["target_host"]), devs])
     if rows:
         header = ["wave", "VM", "from", "to", "devices (source &rarr; target, action; basis)"]
-        out += ["## Placements", ""] + table(header, rows)
+        out += [head + "Placements", ""] + table(header, rows)
     if schedule["assumptions"]:
         rows = [[e(a["mdev_type"]), e(a["source_driver"]), e("%s/%s" % (a["target_host"], a["target_parent"])),
                  e(a["target_driver"]), e(", ".join(str(x) for x in a["waves"])), e(", ".join(a["vms"])),
                  e(a["assumption"])] for a in schedule["assumptions"]]
-        out += ["## Assumptions", ""] + table(["type", "source driver", "target", "target driver after", "waves",
-                                               "VMs", "assumption"], rows)
+        out += [head + "Assumptions", ""] + table(["type", "source driver", "target", "target driver after", "waves",
+                                                   "VMs", "assumption"], rows)
     if schedule["must_stop"]:
         rows = [[str(s["wave"]), e(_what(s)), e(s["source_host"]), e(s.get("cause")),
                  e(s.get("reason") or "; ".join(s.get("reasons") or []))] for s in schedule["must_stop"]]
-        out += ["## VMs that must be shut down or moved cold", ""] + table(["wave", "VM", "on", "cause", "why"], rows)
+        out += [head + "VMs that must be shut down or moved cold", ""] + table(["wave", "VM", "on", "cause", "why"],
+                                                                             rows)
     if schedule["capacity"]:
         rows = [[str(c["wave"]), e(c["vm"]), e(", ".join("%d x %s" % (n, t) for t, n in sorted(c["needs"].items()))),
                  e(", ".join(c["hosts"]))] for c in schedule["capacity"]]
-        out += ["## Room that would let them move live", ""] + table(["wave", "VM", "needs", "on one of"], rows)
+        out += [head + "Room that would let them move live", ""] + table(["wave", "VM", "needs", "on one of"], rows)
     if schedule["unknown_hosts"]:
         rows = [[e(u["host"]), e(u["reason"])] for u in schedule["unknown_hosts"]]
-        out += ["## Hosts that cannot be planned", ""] + table(["host", "why"], rows)
+        out += [head + "Hosts that cannot be planned", ""] + table(["host", "why"], rows)
+    return out
+
+
+def render_markdown(schedule, generated=None):
+    """``schedule.md``: the verdict, why not, the wave table, every placement, the assumptions, the capacity."""
+    from ansible_collections.vfio.migration.plugins.plugin_utils._report import md_escape as e
+    out = ["# Rolling maintenance schedule", ""]
+    if generated:
+        out += ["Generated: %s" % e(generated), ""]
+    out += markdown_sections(schedule, 2)
     return "\n".join(out).rstrip("\n") + "\n"
 
 

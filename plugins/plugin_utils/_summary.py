@@ -6,7 +6,8 @@
 :func:`readiness_summary` returns a list of plain lines (no colour codes, no
 control characters: strings from sysfs show them as ``\\xNN``), meant for an
 ``ansible.builtin.debug`` ``msg``, which every callback (default, ``yaml``,
-``json``) and AWX print as they are. In order: the verdict, the plan's counts,
+``json``) and AWX print as they are. In order: the rolling maintenance
+schedule when there is one (verdict, waves, why not ready), the verdict, the plan's counts,
 hosts that could not be asked, one line per stranded item with its best
 reason, what changed since the previous run, which parts ran (check mode
 included) and where the reports are. Long lists are capped with a count.
@@ -75,7 +76,15 @@ def _item_name(item):
     return "%s%s %s" % (_text(what), kind, where)
 
 
-def _verdict_lines(matrix, plan, noun):
+def _schedule_lines(schedule, cap):
+    """The rolling maintenance first: its verdict, assumptions, one line per wave and why not ready."""
+    from ansible_collections.vfio.migration.plugins.plugin_utils import _rolling as ROLLING
+    return ROLLING.summary_lines(schedule, max_lines=cap)
+
+
+def _verdict_lines(matrix, plan, noun, schedule=None):
+    if plan is None and schedule is not None:
+        return []  # the schedule's verdict is the run's
     if plan is None:
         return ["NO DRAIN PLANNED: %d hosts checked; set vfio_migration_drain_hosts for a go/no-go verdict"
                 % len(matrix["hosts"])]
@@ -86,6 +95,8 @@ def _verdict_lines(matrix, plan, noun):
         head = "READY: draining %s - all %d %s have a place to go" % (drain, total, noun)
     else:
         head = "NOT READY: draining %s - %d of %d %s would be stranded" % (drain, stranded, total, noun)
+    if schedule is not None:
+        head = "Drain plan now: " + head
     lines = [_cut(head), "Plan: %d placed, %d stranded, %d cold (%s)" % (placed, stranded, cold, noun)]
     if plan.get("unknown_hosts"):
         lines.append(_cut("Not in the inventory: %s" % ", ".join(_text(h) for h in plan["unknown_hosts"])))
@@ -170,11 +181,12 @@ def _change_lines(changes, cap, unchanged=False):
     return [head] + shown
 
 
-def _ran_lines(matrix, plan, check_mode, reports_written, report_dir):
+def _ran_lines(matrix, plan, check_mode, reports_written, report_dir, schedule=None):
     states = [h.get("state") for h in matrix["hosts"].values()]
     probed = sum(1 for h in matrix["hosts"].values() if h.get("probed"))
+    made = ["matrix"] + (["plan"] if plan is not None else []) + (["rolling schedule"] if schedule is not None else [])
     parts = ["facts from %d of %d hosts" % (states.count("ok"), len(states)),
-             "probe answered by %d" % probed, "matrix" + (" and plan" if plan is not None else "")]
+             "probe answered by %d" % probed, ", ".join(made[:-1]) + " and " + made[-1] if len(made) > 1 else made[0]]
     if reports_written:
         parts.append("reports written")
     elif check_mode:
@@ -192,11 +204,13 @@ def _ran_lines(matrix, plan, check_mode, reports_written, report_dir):
 
 
 def readiness_summary(matrix, plan=None, changes=None, report_dir=None, reports_written=False,
-                      check_mode=False, max_lines=DEFAULT_MAX_LINES, unchanged=False):
+                      check_mode=False, max_lines=DEFAULT_MAX_LINES, unchanged=False, schedule=None):
     """The summary as a list of plain lines (see the module docstring).
 
     ``unchanged``: this run's ``matrix.json`` is byte-identical to the last
     one, so the last comparison was kept (said instead of the changes).
+    ``schedule`` (``_rolling.rolling_schedule``): its verdict, waves and why
+    not ready come first, and the plan's verdict says it is the drain now.
     """
     if isinstance(max_lines, bool) or not isinstance(max_lines, int) or max_lines < 1:
         raise ValueError("max_lines must be a positive integer, not %r" % (max_lines,))
@@ -204,11 +218,12 @@ def readiness_summary(matrix, plan=None, changes=None, report_dir=None, reports_
         raise ValueError("changes must be the output of vfio.migration.matrix_changes or null")
     plan = plan or None
     noun = _noun(plan) if plan else "instances"
-    lines = _verdict_lines(matrix, plan, noun)
+    lines = _schedule_lines(schedule, max_lines) if schedule is not None else []
+    lines += _verdict_lines(matrix, plan, noun, schedule)
     lines += _unasked_lines(matrix, max_lines)
     lines += _stranded_lines(plan, max_lines)
     lines += _change_lines(changes, max_lines, bool(unchanged))
-    lines += _ran_lines(matrix, plan, bool(check_mode), bool(reports_written), report_dir)
+    lines += _ran_lines(matrix, plan, bool(check_mode), bool(reports_written), report_dir, schedule)
     return lines
 
 
