@@ -14,11 +14,20 @@ import os
 from ansible_collections.vfio.migration.plugins.module_utils import _libvirt
 from ansible_collections.vfio.migration.plugins.module_utils import _vfio
 from ansible_collections.vfio.migration.plugins.module_utils._sysfs import (
-    SCHEMA_VERSION, Sysfs, add_udev_names, host_stack, vendor_vgpus,
+    SCHEMA_VERSION, Sysfs, host_stack, vendor_vgpus,
 )
+
+# Optional: hwdb vendor and model names of parents (``use_udev``). Hosts without
+# pyudev gather everything else; nothing else here needs more than the standard library.
+try:
+    import pyudev
+except ImportError:
+    pyudev = None
 
 
 PLAIN_VFIO_PCI = "vfio-pci"
+# The only tree whose devices are the host's own: udev names and opening VFIO devices apply to it alone.
+REAL_SYSFS = "/sys"
 
 
 def vfio_capabilities(facts, mode, real, dev_root="/dev", proc_root="/proc"):
@@ -88,6 +97,26 @@ def host_vms(facts, host_root="/", run_timed=None):
             "message": None if got["libvirt"] else "no libvirt QEMU state directories: no VMs"}
 
 
+def add_udev_names(parents, physical):
+    """Add hwdb vendor/model names (``udev``) to each parent and function; False when pyudev is absent or fails."""
+    if pyudev is None:
+        return False
+    try:
+        context = pyudev.Context()
+    except Exception:  # pylint: disable=broad-except
+        return False
+    for rec in list(parents.values()) + list(physical.values()):
+        try:
+            props = pyudev.Devices.from_sys_path(context, rec["path"]).properties
+            rec["udev"] = {
+                "vendor_name": props.get("ID_VENDOR_FROM_DATABASE"),
+                "model_name": props.get("ID_MODEL_FROM_DATABASE"),
+            }
+        except Exception:  # pylint: disable=broad-except
+            continue
+    return True
+
+
 def gather(root="/sys", use_udev=True, host_root="/", run=None, check_vfio_capability="auto", run_timed=None):
     """Collect ``vfio_mdev`` facts below ``root`` (and the host stack below ``host_root``)."""
     fs = Sysfs(root)
@@ -104,9 +133,9 @@ def gather(root="/sys", use_udev=True, host_root="/", run=None, check_vfio_capab
     facts["physical"] = fs.physical_functions()
     facts["vendor_vgpu"] = vendor_vgpus(fs)
     facts["stack"] = host_stack(fs, host_root, run)
-    vfio_capabilities(facts, check_vfio_capability, real=fs.root == "/sys")
+    vfio_capabilities(facts, check_vfio_capability, real=fs.root == REAL_SYSFS)
     libvirt = host_vms(facts, host_root, run_timed if os.path.abspath(host_root) == "/" else None)
     facts["vms"], facts["libvirt"] = libvirt.pop("vms"), libvirt
-    facts["udev"] = bool(use_udev and fs.root == "/sys" and add_udev_names(facts["parents"], facts["physical"]))
+    facts["udev"] = bool(use_udev and fs.root == REAL_SYSFS and add_udev_names(facts["parents"], facts["physical"]))
     facts["errors"] = fs.problems
     return facts

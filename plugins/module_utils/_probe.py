@@ -28,7 +28,7 @@ import select
 import signal
 import time
 
-from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
+from ansible_collections.vfio.migration.plugins.module_utils import _errno
 from ansible_collections.vfio.migration.plugins.module_utils._sysfs import (
     MIGRATION_ATTRIBUTES, PCI_ADDR_RE, UUID_RE, Sysfs, physical_type,
 )
@@ -158,7 +158,7 @@ class Target(object):
         return {
             "id": self.check["id"], "mdev_type": self.check["mdev_type"],
             "parent": self.parent, "device": self.device, "attribute": self.attribute,
-            "status": self.status, "errno": code, "errno_name": E.errno_name(code),
+            "status": self.status, "errno": code, "errno_name": _errno.errno_name(code),
             "message": self.message, "target_version": self.target_version,
         }
 
@@ -282,21 +282,21 @@ class Prober(object):
         if UUID_RE.match(dev):
             devdir = self.fs.path("bus", "mdev", "devices", dev)
             if not os.path.isdir(devdir):
-                return Target(check, device=dev, status=E.MISSING_TYPE, message="no mdev device %s on this host" % dev)
+                return Target(check, device=dev, status=_errno.MISSING_TYPE, message="no mdev device %s on this host" % dev)
             real = os.path.realpath(devdir)
             parent = os.path.basename(os.path.dirname(real))
             dtype = self.fs.link_name(os.path.join(devdir, "mdev_type"))
         else:
             devdir = self.fs.path("bus", "pci", "devices", dev)
             if not os.path.isdir(devdir):
-                return Target(check, device=dev, status=E.MISSING_TYPE, message="no PCI function %s on this host" % dev)
+                return Target(check, device=dev, status=_errno.MISSING_TYPE, message="no PCI function %s on this host" % dev)
             parent = dev
             dtype = physical_type({k: self.fs.read_text(os.path.join(devdir, k)) for k in ("vendor", "device")})
         if dtype != check["mdev_type"]:
-            return Target(check, parent=parent, device=dev, status=E.MISSING_TYPE,
+            return Target(check, parent=parent, device=dev, status=_errno.MISSING_TYPE,
                           message="device %s is of type %s, not %s; types must match" % (dev, dtype, check["mdev_type"]))
         if check["parent"] not in (None, parent):
-            return Target(check, parent=parent, device=dev, status=E.MISSING_TYPE,
+            return Target(check, parent=parent, device=dev, status=_errno.MISSING_TYPE,
                           message="device %s belongs to parent %s, not %s" % (dev, parent, check["parent"]))
         attr = os.path.join(devdir, "migration_version")
         return Target(check, parent=parent, device=dev, attribute=attr if os.path.lexists(attr) else None)
@@ -309,24 +309,24 @@ class Prober(object):
             targets = self._type_targets(check)
             if not targets:
                 where = "parent %s" % check["parent"] if check["parent"] else "any parent"
-                return [Target(check, parent=check["parent"], status=E.MISSING_TYPE,
+                return [Target(check, parent=check["parent"], status=_errno.MISSING_TYPE,
                                message="type %s is not offered by %s on this host" % (check["mdev_type"], where))]
         for t in targets:
             if t.status is not None:
                 continue
             if t.attribute is None:
-                t.status, t.errno = E.UNSUPPORTED, errno.ENOENT
+                t.status, t.errno = _errno.UNSUPPORTED, errno.ENOENT
                 t.message = "target has no migration_version or version attribute: it does not support migration"
                 continue
             if len(t.check["version"]) + 1 > SYSFS_STORE_MAX:
                 # the kernel would refuse or cut the store before the driver sees it: no verdict
-                t.status = E.ERROR
+                t.status = _errno.ERROR
                 t.message = ("not asked: the %d-byte version plus its newline does not fit one sysfs store "
                              "(%d bytes)" % (len(t.check["version"]), SYSFS_STORE_MAX))
                 continue
             problem, got = self._gate(t)
             if problem:
-                t.status, t.message = E.ERROR, "refused to write: attribute %s" % problem
+                t.status, t.message = _errno.ERROR, "refused to write: attribute %s" % problem
                 continue
             if got["error"] is not None:
                 t.errno = got["error"]["errno"]
@@ -359,17 +359,17 @@ class Prober(object):
     @staticmethod
     def _judge(t, result, code, length):
         if code is None and result == length:
-            t.status, t.message = E.COMPATIBLE, "target accepted the source version"
+            t.status, t.message = _errno.COMPATIBLE, "target accepted the source version"
         elif code is None:
-            t.status, t.errno = E.ERROR, errno.EIO
+            t.status, t.errno = _errno.ERROR, errno.EIO
             t.message = "short write: %s of %d bytes accepted" % (result, length)
         else:
-            t.errno, t.status = code, E.write_error_means(code)
+            t.errno, t.status = code, _errno.write_error_means(code)
             t.message = {
-                E.INCOMPATIBLE: "target refused the source version (%s)",
-                E.UNSUPPORTED: "target cannot migrate this type (%s)",
-                E.ERROR: "could not ask the target (%s)",
-            }[t.status] % E.errno_name(code)
+                _errno.INCOMPATIBLE: "target refused the source version (%s)",
+                _errno.UNSUPPORTED: "target cannot migrate this type (%s)",
+                _errno.ERROR: "could not ask the target (%s)",
+            }[t.status] % _errno.errno_name(code)
             if code == errno.ETIMEDOUT and result == "timeout":
                 t.message = "no answer from the driver within the time limit"
 

@@ -23,8 +23,8 @@ import errno
 import os
 import re
 
-from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
-from ansible_collections.vfio.migration.plugins.module_utils import _version as V
+from ansible_collections.vfio.migration.plugins.module_utils import _errno
+from ansible_collections.vfio.migration.plugins.module_utils import _version
 
 SCHEMA_VERSION = 1
 
@@ -63,7 +63,7 @@ class Sysfs(object):
         return os.path.join(self.root, *parts)
 
     def note(self, exc, path, what):
-        rec = E.error_record(exc, path)
+        rec = _errno.error_record(exc, path)
         rec["what"] = what
         self.problems.append(rec)
         return rec
@@ -85,7 +85,7 @@ class Sysfs(object):
             finally:
                 os.close(fd)
         except OSError as exc:
-            return None, E.error_record(exc, path)
+            return None, _errno.error_record(exc, path)
 
     def read_text(self, path, limit=ATTR_READ_MAX, quiet_missing=True):
         """Read a text attribute; trailing newlines removed, bounded in size.
@@ -187,12 +187,12 @@ class Sysfs(object):
         """
         data, err = self.read_raw(path, VERSION_MAX + 1)
         if err is not None:
-            err["means"] = E.read_error_means(err["errno"])
+            err["means"] = _errno.read_error_means(err["errno"])
             return {"version": None, "error": err}
-        problem = V.version_problem(data.rstrip(b"\n"))
+        problem = _version.version_problem(data.rstrip(b"\n"))
         if problem:
             return {"version": None, "error": {"errno": None, "errno_name": None, "path": path,
-                                               "message": problem, "means": E.UNSUPPORTED}}
+                                               "message": problem, "means": _errno.UNSUPPORTED}}
         return {"version": data.rstrip(b"\n").decode("ascii"), "error": None}
 
     def read_layout(self, migration_dir):
@@ -215,17 +215,17 @@ class Sysfs(object):
             elif os.path.lexists(p):
                 data, err = self.read_raw(p)
                 if err is not None:
-                    err["means"] = E.read_error_means(err["errno"])
+                    err["means"] = _errno.read_error_means(err["errno"])
                     out["error"] = err
                     continue
                 text = data.decode("utf-8", "replace")
             else:
                 continue
             try:
-                blocks = V.parse_kv_blocks(text)
+                blocks = _version.parse_kv_blocks(text)
             except ValueError as exc:
                 out["error"] = {"errno": None, "errno_name": None, "path": p,
-                                "message": str(exc), "means": E.UNSUPPORTED}
+                                "message": str(exc), "means": _errno.UNSUPPORTED}
                 continue
             if part == "self":
                 out["self"] = blocks[0] if blocks else {}
@@ -262,12 +262,12 @@ class Sysfs(object):
                 rec.update(supported=True, version=a["version"], error=None)
                 return rec
             rec["error"] = a["error"]
-            rec["supported"] = None if a["error"]["means"] == E.ERROR else False
+            rec["supported"] = None if a["error"]["means"] == _errno.ERROR else False
         if rec["attribute"] is None and rec["self"] is not None:
             rec.update(attribute="migration/self", path=os.path.join(mdir, "self"),
                        supported=True, error=None)
         elif rec["attribute"] is None and rec["error"] is not None:
-            rec["supported"] = None if rec["error"]["means"] == E.ERROR else False
+            rec["supported"] = None if rec["error"]["means"] == _errno.ERROR else False
         return rec
 
     # -- identity ---------------------------------------------------------
@@ -485,26 +485,3 @@ def physical_type(fn):
     def hex4(v):
         return (v or "").lower().replace("0x", "").zfill(4)
     return "pci-%s:%s" % (hex4(fn.get("vendor")), hex4(fn.get("device")))
-
-
-def add_udev_names(parents, physical):
-    """Add hwdb vendor/model names from udev where pyudev is installed."""
-    try:
-        import pyudev  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        return False
-    try:
-        ctx = pyudev.Context()
-    except Exception:  # pylint: disable=broad-except
-        return False
-    for rec in list(parents.values()) + list(physical.values()):
-        try:
-            dev = pyudev.Devices.from_sys_path(ctx, rec["path"])
-            props = dev.properties
-            rec["udev"] = {
-                "vendor_name": props.get("ID_VENDOR_FROM_DATABASE"),
-                "model_name": props.get("ID_MODEL_FROM_DATABASE"),
-            }
-        except Exception:  # pylint: disable=broad-except
-            continue
-    return True

@@ -292,16 +292,20 @@ from ansible_collections.vfio.migration.plugins.module_utils._gather import gath
 FACT_FILE = "vfio_mdev.fact"
 
 
-def persist(path, facts, check_mode=False):
-    """Replace ``path`` with the facts as JSON when its content differs; return whether it did (would)."""
+def persist(module, path, facts):
+    """Replace ``path`` with the facts as JSON when its content differs; return whether it did (would).
+
+    The JSON goes to a temporary file beside ``path``, which ``module.atomic_move``
+    renames over it (keeping an existing file's owner, mode and SELinux context).
+    """
     text = json.dumps(facts, indent=4, sort_keys=True, separators=(",", ": ")) + "\n"
     try:
         with open(path) as f:
             if f.read() == text:
                 return False
-    except (OSError, IOError, UnicodeDecodeError):
+    except (OSError, UnicodeDecodeError):
         pass
-    if check_mode:
+    if module.check_mode:
         return True
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
@@ -312,11 +316,10 @@ def persist(path, facts, check_mode=False):
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        module.atomic_move(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
     return True
 
 
@@ -359,10 +362,13 @@ def main():
     fact_file, changed = None, False
     if module.params["persist_dir"]:
         fact_file = os.path.join(module.params["persist_dir"], FACT_FILE)
+        # atomic_move raises a plain Exception (with the OSError as its cause) when it cannot rename
         try:
-            changed = persist(fact_file, facts, module.check_mode)
-        except (OSError, IOError) as exc:
-            module.fail_json(msg="writing %s failed: %s" % (fact_file, exc), fact_file=fact_file,
+            changed = persist(module, fact_file, facts)
+        except Exception as exc:  # pylint: disable=broad-except
+            cause = exc.__cause__ if exc.__cause__ is not None and str(exc.__cause__) not in str(exc) else None
+            why = "%s (%s)" % (exc, cause) if cause is not None else str(exc)
+            module.fail_json(msg="writing %s failed: %s" % (fact_file, why), fact_file=fact_file,
                              ansible_facts={"vfio_mdev": facts})
     module.exit_json(changed=changed, fact_file=fact_file, ansible_facts={"vfio_mdev": facts})
 

@@ -202,14 +202,14 @@ def main():
         ),
         supports_check_mode=True,
     )
-    p = module.params
+    params = module.params
     # not (0 < t < inf): also refuses nan and inf, with which a hung driver would hang the play
-    if not 0 < p["timeout"] < float("inf") or p["parallel"] < 1:
+    if not 0 < params["timeout"] < float("inf") or params["parallel"] < 1:
         module.fail_json(msg="timeout must be a finite number > 0 and parallel >= 1; nothing written")
-    prober = Prober(p["sysfs_root"], allow_non_sysfs=p["allow_non_sysfs"],
-                    timeout=p["timeout"], parallel=p["parallel"])
+    prober = Prober(params["sysfs_root"], allow_non_sysfs=params["allow_non_sysfs"],
+                    timeout=params["timeout"], parallel=params["parallel"])
     try:
-        results = prober.run(p["checks"])
+        results = prober.run(params["checks"])
     except ProbeInputError as exc:
         module.fail_json(msg=str(exc), results=[])
     module.exit_json(changed=False, results=results)
