@@ -12,8 +12,8 @@ ansible-core keeps host variables.
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
-from ansible_collections.vfio.migration.plugins.plugin_utils import _policy as P
+from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix
+from ansible_collections.vfio.migration.plugins.plugin_utils import _policy
 from ansible_collections.vfio.migration.plugins.plugin_utils._ansible_internals import host_values
 from ansible_collections.vfio.migration.plugins.plugin_utils._data import plain
 
@@ -111,15 +111,15 @@ def _hosts_arg(data, hosts, name, **names):
 
 
 def _matrix_arg(matrix, name):
-    if not isinstance(matrix, dict) or matrix.get("schema_version") != M.SCHEMA_VERSION or "verdicts" not in matrix:
+    if not isinstance(matrix, dict) or matrix.get("schema_version") != _matrix.SCHEMA_VERSION or "verdicts" not in matrix:
         raise AnsibleFilterError("%s expects the output of vfio.migration.compat_matrix" % name)
     return matrix
 
 
 def probe_batches(data, hosts=None, facts_result_var=FACTS_RESULT_VAR, gather_state_var=GATHER_STATE_VAR):
     """``{target_host: [checks]}``: one check per source version class the target offers."""
-    return M.probe_batches(_hosts_arg(data, hosts, "probe_batches", facts_result_var=facts_result_var,
-                                      gather_state_var=gather_state_var))
+    return _matrix.probe_batches(_hosts_arg(data, hosts, "probe_batches", facts_result_var=facts_result_var,
+                                            gather_state_var=gather_state_var))
 
 
 def compat_matrix(data, hosts=None, policy=None, facts_result_var=FACTS_RESULT_VAR,
@@ -128,14 +128,14 @@ def compat_matrix(data, hosts=None, policy=None, facts_result_var=FACTS_RESULT_V
     inputs = _hosts_arg(data, hosts, "compat_matrix", facts_result_var=facts_result_var,
                         probe_result_var=probe_result_var, gather_state_var=gather_state_var)
     try:
-        return M.compat_matrix(inputs, policy)
-    except P.PolicyError as exc:
+        return _matrix.compat_matrix(inputs, policy)
+    except _policy.PolicyError as exc:
         raise AnsibleFilterError("compat_matrix: bad policy: %s" % exc)
 
 
 def matrix_cells(matrix):
     """The matrix spread out per source host, parent, type and instances x target host, parent."""
-    return M.expand_cells(_matrix_arg(matrix, "matrix_cells"))
+    return _matrix.expand_cells(_matrix_arg(matrix, "matrix_cells"))
 
 
 def migration_targets(matrix, source_host, device=None, mdev_type=None, exclude=None):
@@ -143,7 +143,7 @@ def migration_targets(matrix, source_host, device=None, mdev_type=None, exclude=
     m = _matrix_arg(matrix, "migration_targets")
     if source_host not in m["hosts"]:
         raise AnsibleFilterError("migration_targets: %r is not a host of the matrix" % (source_host,))
-    return M.migration_targets(m, source_host, device=device, mdev_type=mdev_type, exclude=tuple(exclude or ()))
+    return _matrix.migration_targets(m, source_host, device=device, mdev_type=mdev_type, exclude=tuple(exclude or ()))
 
 
 def drain_plan(matrix, drain_hosts):
@@ -152,12 +152,12 @@ def drain_plan(matrix, drain_hosts):
         drain_hosts = [drain_hosts]
     if not isinstance(drain_hosts, (list, tuple)):
         raise AnsibleFilterError("drain_plan: drain_hosts must be a list of host names")
-    return M.drain_plan(_matrix_arg(matrix, "drain_plan"), list(drain_hosts))
+    return _matrix.drain_plan(_matrix_arg(matrix, "drain_plan"), list(drain_hosts))
 
 
 def stranded_message(plan):
     """A readable list of every stranded instance and why."""
-    return M.stranded_message(plan)
+    return _matrix.stranded_message(plan)
 
 
 class FilterModule(object):

@@ -17,8 +17,8 @@ says no) or ``unknown`` (a gate lacks a fact), keeping the driver's own
 answer, errno included, among the cell's reasons.
 """
 
-from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
-from ansible_collections.vfio.migration.plugins.plugin_utils import _policy as P
+from ansible_collections.vfio.migration.plugins.module_utils import _errno
+from ansible_collections.vfio.migration.plugins.plugin_utils import _policy
 
 PLAIN_VFIO_PCI = "vfio-pci"
 
@@ -50,7 +50,7 @@ class Gates(object):
         key = (stack.get("kernel"), stack.get("qemu"), stack.get("libvirt"), side)
         got = self._stacks.get(key)
         if got is None:
-            got = self._stacks[key] = P.stack_check(self.policy, stack, side)
+            got = self._stacks[key] = _policy.stack_check(self.policy, stack, side)
         return got
 
     def _negatives(self, facts):
@@ -88,11 +88,11 @@ def capability_reasons(facts, kind, parent, type_id, side):
     if kind == "physical":
         fn = (facts.get("physical") or {}).get(parent) or {}
         if fn.get("driver") == PLAIN_VFIO_PCI:
-            return [_reason("vfio", E.UNSUPPORTED, "%s function %s is bound to plain vfio-pci, which has no "
-                                                   "migration driver" % (side, parent))]
+            return [_reason("vfio", _errno.UNSUPPORTED, "%s function %s is bound to plain vfio-pci, which has no "
+                                                        "migration driver" % (side, parent))]
         cap = fn.get("vfio_migration") or {}
         if cap.get("checked") and cap.get("migratable") is False:
-            return [_reason("vfio", E.UNSUPPORTED, "%s function %s: %s" % (side, parent, _what_cannot(cap)))]
+            return [_reason("vfio", _errno.UNSUPPORTED, "%s function %s: %s" % (side, parent, _what_cannot(cap)))]
         return []
     if kind != "mdev":
         return []
@@ -100,14 +100,14 @@ def capability_reasons(facts, kind, parent, type_id, side):
     cap = (types.get(type_id) or {}).get("vfio_migration") or {}
     if cap.get("checked"):
         if cap.get("migratable") is False:
-            return [_reason("vfio", E.UNSUPPORTED, "%s %s on %s: %s (free instance %s)"
+            return [_reason("vfio", _errno.UNSUPPORTED, "%s %s on %s: %s (free instance %s)"
                             % (side, type_id, parent, _what_cannot(cap), cap.get("device")))]
         return []
     for other_id, other in sorted(types.items()):
         ocap = other.get("vfio_migration") or {}
         if ocap.get("checked") and ocap.get("migratable") is False:
-            return [_reason("vfio", E.UNSUPPORTED, "%s %s on %s: no free instance of the type to ask, and a free "
-                                                   "%s instance on the same parent says %s"
+            return [_reason("vfio", _errno.UNSUPPORTED, "%s %s on %s: no free instance of the type to ask, and a free "
+                                                        "%s instance on the same parent says %s"
                             % (side, type_id, parent, other_id, _what_cannot(ocap)))]
     return []
 
@@ -129,7 +129,7 @@ def apply(verdict, gates):
     base = verdict["reasons"]
     status, evidence = verdict["status"], verdict["evidence"]
     deciding = []
-    for level, lowers in ((E.UNSUPPORTED, (E.COMPATIBLE, E.UNKNOWN, E.ERROR)), (E.UNKNOWN, (E.COMPATIBLE,))):
+    for level, lowers in ((_errno.UNSUPPORTED, (_errno.COMPATIBLE, _errno.UNKNOWN, _errno.ERROR)), (_errno.UNKNOWN, (_errno.COMPATIBLE,))):
         if status in lowers:
             deciding = [g for g in gates if g["status"] == level]
             if deciding:

@@ -25,17 +25,20 @@ import gc
 import hashlib
 import json
 
-from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
+from ansible_collections.vfio.migration.plugins.module_utils import _errno
 from ansible_collections.vfio.migration.plugins.module_utils._probe import check_problems
-from ansible_collections.vfio.migration.plugins.plugin_utils import _compatible as V
-from ansible_collections.vfio.migration.plugins.plugin_utils import _gates as G
-from ansible_collections.vfio.migration.plugins.plugin_utils import _plan as PLAN
-from ansible_collections.vfio.migration.plugins.plugin_utils import _policy as P
+from ansible_collections.vfio.migration.plugins.plugin_utils import _compatible as compatible_templates
+from ansible_collections.vfio.migration.plugins.plugin_utils import _gates
+from ansible_collections.vfio.migration.plugins.plugin_utils import _plan
+from ansible_collections.vfio.migration.plugins.plugin_utils import _policy
+from ansible_collections.vfio.migration.plugins.plugin_utils._types import (
+    Cell, Check, HostInput, Matrix, Plan, SourceRow, TargetChoice, VersionClass, Verdict,
+)
 
 SCHEMA_VERSION = 1
 
 # Ranking of statuses when a host pair has several parents: the best first.
-STATUS_ORDER = (E.COMPATIBLE, E.INCOMPATIBLE, E.UNSUPPORTED, E.MISSING_TYPE, E.ERROR, E.UNKNOWN)
+STATUS_ORDER = (_errno.COMPATIBLE, _errno.INCOMPATIBLE, _errno.UNSUPPORTED, _errno.MISSING_TYPE, _errno.ERROR, _errno.UNKNOWN)
 _RANK = {s: i for i, s in enumerate(STATUS_ORDER)}
 
 
@@ -61,7 +64,7 @@ def _without_gc(func):
 
 def best_status(statuses):
     """The most useful status among parents: compatible wins, unknown loses."""
-    return min(statuses, key=lambda s: _RANK.get(s, len(_RANK)), default=E.UNKNOWN)
+    return min(statuses, key=lambda s: _RANK.get(s, len(_RANK)), default=_errno.UNKNOWN)
 
 
 # -- sources and classes ------------------------------------------------------
@@ -70,7 +73,7 @@ def _layout_key(self_block):
     return "self:" + json.dumps(self_block, sort_keys=True, separators=(",", ":"))
 
 
-def source_entries(host, facts):
+def source_entries(host: str, facts: dict) -> list[SourceRow]:
     """Every migratable unit a host could send: (type, parent) rows with their instances.
 
     Yields dicts ``{host, parent, mdev_type, kind, key, version, self, devices,
@@ -104,9 +107,9 @@ def source_entries(host, facts):
     for bdf, fn in sorted((facts.get("physical") or {}).items()):
         mig = fn.get("migration") or {}
         cls = _class_of(mig)
-        if fn.get("driver") == G.PLAIN_VFIO_PCI:
+        if fn.get("driver") == _gates.PLAIN_VFIO_PCI:
             cls = {"key": None, "version": None, "self": None, "supported": False, "no_attribute": False,
-                   "reason": "bound to plain vfio-pci, which has no migration driver", "source_status": E.UNSUPPORTED,
+                   "reason": "bound to plain vfio-pci, which has no migration driver", "source_status": _errno.UNSUPPORTED,
                    "reason_evidence": "vfio"}
         rows.append(dict({"host": host, "parent": bdf, "mdev_type": fn.get("type"), "kind": "physical",
                           "available_instances": 1, "devices": [bdf], "type_name": None,
@@ -115,7 +118,7 @@ def source_entries(host, facts):
     return rows
 
 
-def vgpu_entries(host, facts):
+def vgpu_entries(host: str, facts: dict) -> list[SourceRow]:
     """Vendor-VFIO vGPUs: each PF's VFs with a vGPU type set, grouped by type name."""
     groups = {}
     for vf, v in sorted(((facts.get("vendor_vgpu") or {}).get("vfs") or {}).items()):
@@ -128,7 +131,7 @@ def vgpu_entries(host, facts):
              "devices": g["devices"], "type_name": name, "driver_version": g["driver_version"],
              "key": None, "version": None, "self": None, "supported": False, "no_attribute": True,
              "reason": "vendor-VFIO vGPU: the driver offers no migration compatibility attribute",
-             "source_status": E.UNSUPPORTED}
+             "source_status": _errno.UNSUPPORTED}
             for (pf, name), g in sorted(groups.items())]
 
 
@@ -142,11 +145,11 @@ def _class_of(mig):
     if mig.get("attribute") is None and not err:
         return {"key": None, "version": None, "self": None, "supported": False, "no_attribute": True,
                 "reason": "source has no migration attribute: it does not support migration",
-                "source_status": E.UNSUPPORTED}
+                "source_status": _errno.UNSUPPORTED}
     reason = "reading the source's %s failed: %s%s" % (
         mig.get("attribute") or "migration attribute", err.get("message") or "unknown error",
         " (%s)" % err["errno_name"] if err.get("errno_name") else "")
-    status = E.ERROR if mig.get("supported") is None and err else E.UNSUPPORTED
+    status = _errno.ERROR if mig.get("supported") is None and err else _errno.UNSUPPORTED
     return {"key": None, "version": None, "self": None, "supported": False, "no_attribute": False,
             "reason": reason, "source_status": status}
 
@@ -162,7 +165,8 @@ def class_id(key):
     return "%s%s" % (kind, hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:10])
 
 
-def build_classes(hosts, policy=None):
+def build_classes(hosts: dict[str, HostInput],
+                  policy: dict | None = None) -> tuple[dict[str, VersionClass], list[SourceRow]]:
     """Group every source row into classes. Returns ``(classes, rows)``.
 
     ``classes`` maps class id -> ``{id, check, mdev_type, version, self, kind,
@@ -175,8 +179,8 @@ def build_classes(hosts, policy=None):
     the policy looks at; other unsupported sources get no class (their rows
     carry ``reason``).
     """
-    policy = P.normalize(policy)
-    gates = G.Gates(policy)
+    policy = _policy.normalize(policy)
+    gates = _gates.Gates(policy)
     classes, rows, ids = {}, [], {}
     for host in sorted(hosts):
         h = hosts[host]
@@ -197,7 +201,7 @@ def build_classes(hosts, policy=None):
                 rows.append(row)
                 continue
             gate = stack_gate + gates.capability(facts, row["kind"], row["parent"], row["mdev_type"], "source")
-            key = base + ("\x00gate:" + json.dumps(G.key(gate)) if gate else "")
+            key = base + ("\x00gate:" + json.dumps(_gates.key(gate)) if gate else "")
             if key not in ids:
                 ids[key] = class_id(key)
                 classes[ids[key]] = {"id": ids[key], "check": class_id(base), "mdev_type": row["mdev_type"],
@@ -213,7 +217,7 @@ def build_classes(hosts, policy=None):
     return classes, rows
 
 
-def offered_types(facts):
+def offered_types(facts: dict) -> dict[str, dict[str, dict]]:
     """What a host offers as a target: ``{type: {parent: {available, type_name, driver_version}}}``.
 
     Vendor-VFIO vGPU types count the PF's free VFs (no type set) that can take them.
@@ -237,7 +241,7 @@ def offered_types(facts):
     return out
 
 
-def probe_refusal(c):
+def probe_refusal(c: VersionClass) -> str | None:
     """Why the probe would refuse to write this class's version (None when it would write it).
 
     The probe refuses a whole batch if one check is bad, so such a class is
@@ -248,7 +252,7 @@ def probe_refusal(c):
     return "; ".join(problems) or None
 
 
-def checks(classes):
+def checks(classes: dict[str, VersionClass]) -> dict[str, tuple[Check, set[str]]]:
     """The probe checks behind ``classes``: ``{check id: (check, its sources)}``.
 
     Classes that differ only in their source side's gates share one check: a
@@ -266,7 +270,7 @@ def checks(classes):
 
 
 @_without_gc
-def probe_batches(hosts):
+def probe_batches(hosts: dict[str, HostInput]) -> dict[str, list[Check]]:
     """One batch of checks per reachable target: every version check whose type it offers.
 
     A check whose only source is the target itself is left out (a host does not
@@ -295,7 +299,7 @@ def probe_batches(hosts):
 # -- verdicts -------------------------------------------------------------------
 
 def _verdict(parent, status, message=None, errno=None, errno_name=None, evidence="none", available=None,
-             reasons=None):
+             reasons=None) -> Verdict:
     """One cell's verdict. ``reasons`` lists every piece of evidence that applies (see ``_gates``)."""
     if reasons is None:
         reason = {"evidence": evidence, "status": status, "message": message}
@@ -314,20 +318,20 @@ def _layout_verdicts(c, facts, offered, shared):
         t = ((facts.get("parents") or {}).get(parent) or {}).get("types", {}).get(c["mdev_type"]) or {}
         compat = (t.get("migration") or {}).get("compatible")
         if compat is None:
-            out.append(shared.verdict(parent, E.UNSUPPORTED, "target publishes no migration/compatible for this type",
+            out.append(shared.verdict(parent, _errno.UNSUPPORTED, "target publishes no migration/compatible for this type",
                                       evidence="driver", available=avail))
             continue
         try:
-            m = V.compatible_match(c["self"], compat)
+            m = compatible_templates.compatible_match(c["self"], compat)
         except ValueError as exc:
-            out.append(shared.verdict(parent, E.ERROR, "target's migration/compatible is malformed: %s" % exc,
+            out.append(shared.verdict(parent, _errno.ERROR, "target's migration/compatible is malformed: %s" % exc,
                                       available=avail))
             continue
         if m["match"]:
-            out.append(shared.verdict(parent, E.COMPATIBLE, "source migration/self matches compatible block %s"
+            out.append(shared.verdict(parent, _errno.COMPATIBLE, "source migration/self matches compatible block %s"
                                       % m["block"], evidence="driver", available=avail))
         else:
-            out.append(shared.verdict(parent, E.INCOMPATIBLE, "; ".join(m["reasons"]) or "no compatible block matches",
+            out.append(shared.verdict(parent, _errno.INCOMPATIBLE, "; ".join(m["reasons"]) or "no compatible block matches",
                                       evidence="driver", available=avail))
     return out
 
@@ -339,15 +343,15 @@ def _policy_verdicts(c, offered, policy, shared):
         o = offered[parent]
         target = {"type_name": o["type_name"], "driver_version": o["driver_version"]}
         try:
-            status, message = P.check(policy, c["policy_source"], target)
-        except P.PolicyError as exc:
-            status, message = E.ERROR, "policy cannot be applied: %s" % exc
+            status, message = _policy.check(policy, c["policy_source"], target)
+        except _policy.PolicyError as exc:
+            status, message = _errno.ERROR, "policy cannot be applied: %s" % exc
         out.append(shared.verdict(parent, status, message, evidence="policy", available=o["available"]))
     return out
 
 
-_DRIVER_EVIDENCE = frozenset((E.COMPATIBLE, E.INCOMPATIBLE, E.UNSUPPORTED, E.MISSING_TYPE))
-_STATUSES = frozenset(E.STATUSES)
+_DRIVER_EVIDENCE = frozenset((_errno.COMPATIBLE, _errno.INCOMPATIBLE, _errno.UNSUPPORTED, _errno.MISSING_TYPE))
+_STATUSES = frozenset(_errno.STATUSES)
 
 
 def _probe_unusable(probe):
@@ -394,7 +398,7 @@ class _Shared(object):
         gates = [gates_of(v["parent"]) if v["parent"] is not None else [] for v in verdicts]
         if not any(gates):
             return verdicts
-        key = (id(verdicts), tuple(G.key(g) for g in gates))
+        key = (id(verdicts), tuple(_gates.key(g) for g in gates))
         got = self._gated.get(key)
         if got is None:
             out = []
@@ -402,7 +406,7 @@ class _Shared(object):
                 if not g:
                     out.append(v)
                     continue
-                status, evidence, message, reasons = G.apply(v, g)
+                status, evidence, message, reasons = _gates.apply(v, g)
                 out.append(_verdict(v["parent"], status, message, v["errno"], v["errno_name"], evidence,
                                     v["available_instances"], reasons))
             got = self._gated[key] = self.verdicts(out)
@@ -418,7 +422,7 @@ def _probed_verdicts(results, offered, type_of, shared):
     for r in results:
         status = r.get("status")
         if status not in _STATUSES:
-            status = E.ERROR
+            status = _errno.ERROR
         parent = r.get("parent")
         slot = (offered.get(type_of.get(r.get("id"))) or {}).get(parent)
         key = (parent, status, r.get("message"), r.get("errno"), r.get("errno_name"),
@@ -468,7 +472,8 @@ class _Target(object):
         return got
 
 
-def target_verdicts(c, target, shared, policy, refusal=None):
+def target_verdicts(c: VersionClass, target: "_Target", shared: "_Shared", policy: dict,
+                    refusal: str | None = None) -> list[Verdict]:
     """Verdicts of one target host (a list, one per parent) for one class: the one verdict path.
 
     ``target`` is a :class:`_Target`. The base verdict comes from the evidence
@@ -478,24 +483,24 @@ def target_verdicts(c, target, shared, policy, refusal=None):
     h = target.h
     if not target.ok:
         why = "target %s: %s" % (h.get("state") or "not gathered", h.get("reason") or "no facts")
-        return shared.verdicts([shared.verdict(None, E.UNKNOWN, why)])
+        return shared.verdicts([shared.verdict(None, _errno.UNKNOWN, why)])
     offered = target.offered.get(c["mdev_type"])
     if not offered and target.unlisted:
-        return shared.verdicts([shared.verdict(None, E.ERROR, "target offers no %s that discovery could see, but "
+        return shared.verdicts([shared.verdict(None, _errno.ERROR, "target offers no %s that discovery could see, but "
                                                "it could not %s" % (c["mdev_type"], "; ".join(target.unlisted)))])
     if not offered:
-        return shared.verdicts([shared.verdict(None, E.MISSING_TYPE, "target offers no %s" % c["mdev_type"],
+        return shared.verdicts([shared.verdict(None, _errno.MISSING_TYPE, "target offers no %s" % c["mdev_type"],
                                                evidence=c.get("evidence", "driver"))])
     if c.get("evidence") == "policy":
         base = shared.verdicts(_policy_verdicts(c, offered, policy, shared))
     elif c["version"] is None:
         base = shared.verdicts(_layout_verdicts(c, h["facts"], offered, shared))
     elif refusal:
-        base = shared.per_parent(offered, E.ERROR, "not probed: the probe refuses this source version (%s)" % refusal)
+        base = shared.per_parent(offered, _errno.ERROR, "not probed: the probe refuses this source version (%s)" % refusal)
     elif target.unusable:
-        base = shared.per_parent(offered, E.UNKNOWN, "target not probed: %s" % target.unusable)
+        base = shared.per_parent(offered, _errno.UNKNOWN, "target not probed: %s" % target.unusable)
     else:
-        base = target.probed.get(c["check"]) or shared.per_parent(offered, E.UNKNOWN,
+        base = target.probed.get(c["check"]) or shared.per_parent(offered, _errno.UNKNOWN,
                                                                   "target not probed for this class")
     per_parent = target.gates(c["mdev_type"])
     source_gate = c.get("source_gate") or []
@@ -505,7 +510,7 @@ def target_verdicts(c, target, shared, policy, refusal=None):
 
 
 @_without_gc
-def compat_matrix(hosts, policy=None):
+def compat_matrix(hosts: dict[str, HostInput], policy: dict | None = None) -> Matrix:
     """The fleet matrix: hosts, classes, source rows and class x target verdicts.
 
     ``policy`` (see ``_policy.DEFAULT_POLICY``) decides sources whose driver
@@ -513,7 +518,7 @@ def compat_matrix(hosts, policy=None):
     ``{"enabled": false}`` leaves attribute-less sources ``unsupported``.
     Identical verdicts (and verdict lists) are one shared object.
     """
-    policy = P.normalize(policy)
+    policy = _policy.normalize(policy)
     classes, rows = build_classes(hosts, policy)
     shared = _Shared()
     type_of = {c["check"]: c["mdev_type"] for c in classes.values()}
@@ -521,7 +526,7 @@ def compat_matrix(hosts, policy=None):
               probe_refusal(c) if c["version"] is not None and c["evidence"] == "driver" else None)
              for cid, c in classes.items()]
     verdicts = {cid: {} for cid in classes}
-    gates = G.Gates(policy)
+    gates = _gates.Gates(policy)
     for name in sorted(hosts):
         target = _Target(name, hosts[name], gates, type_of, shared)
         for cid, c, solo, refusal in order:
@@ -534,19 +539,19 @@ def compat_matrix(hosts, policy=None):
                             "probed": bool(h.get("probe") and "results" in h["probe"])}
         if h.get("state") == "ok" and h.get("facts"):
             host_table[name].update(libvirt=bool((h["facts"].get("libvirt") or {}).get("present")),
-                                    vms=PLAN.host_vms(h["facts"]), room=PLAN.host_room(h["facts"]))
+                                    vms=_plan.host_vms(h["facts"]), room=_plan.host_room(h["facts"]))
     return {"schema_version": SCHEMA_VERSION, "hosts": host_table, "classes": classes,
             "sources": rows, "verdicts": verdicts, "policy": policy}
 
 
-def pair_status(matrix, row, target):
+def pair_status(matrix: Matrix, row: SourceRow, target: str) -> list[Verdict]:
     """Verdicts for one source row on one target host (list, one per parent)."""
     if row["host"] == target:
         return []
     if row["class"] is None:
-        status = row.get("source_status", E.UNSUPPORTED)
+        status = row.get("source_status", _errno.UNSUPPORTED)
         return [_verdict(None, status, row["reason"], evidence=row.get("reason_evidence") or (
-            "driver" if status == E.UNSUPPORTED else "none"))]
+            "driver" if status == _errno.UNSUPPORTED else "none"))]
     per = matrix["verdicts"][row["class"]]
     if target not in per:  # only possible for a class whose sole source is this target
         return []
@@ -554,7 +559,7 @@ def pair_status(matrix, row, target):
 
 
 @_without_gc
-def expand_cells(matrix):
+def expand_cells(matrix: Matrix) -> list[Cell]:
     """Cells at report granularity: (source host, parent, type, version, instances) x (target host, parent)."""
     cells = []
     targets = sorted(matrix["hosts"])
@@ -578,7 +583,8 @@ def expand_cells(matrix):
 # -- targets and plans ------------------------------------------------------------
 
 @_without_gc
-def migration_targets(matrix, source_host, device=None, mdev_type=None, exclude=()):
+def migration_targets(matrix: Matrix, source_host: str, device: str | None = None, mdev_type: str | None = None,
+                      exclude=()) -> list[TargetChoice]:
     """Compatible targets for a source host (or one instance), most free capacity first."""
     out = {}
     targets = set(matrix["hosts"]) - set(exclude or ())
@@ -593,20 +599,20 @@ def migration_targets(matrix, source_host, device=None, mdev_type=None, exclude=
     return sorted(out.values(), key=lambda t: (-t["available_instances"], t["target_host"], t["target_parent"] or ""))
 
 
-def _compatible(matrix, row, targets):
+def _compatible(matrix: Matrix, row: SourceRow, targets: set[str]) -> list[tuple[str, Verdict]]:
     """``(target, verdict)`` for every compatible verdict of a source row on ``targets`` (a set), unordered."""
     if row["class"] is None:
         return []  # a source that cannot migrate has no compatible verdict anywhere
     host = row["host"]
     return [(target, v) for target, vs in matrix["verdicts"][row["class"]].items()
-            if target in targets and target != host for v in vs if v["status"] == E.COMPATIBLE]
+            if target in targets and target != host for v in vs if v["status"] == _errno.COMPATIBLE]
 
 
-def drain_plan(matrix, drain_hosts):
+def drain_plan(matrix: Matrix, drain_hosts) -> Plan:
     """The drain plan in VMs (see :mod:`_plan`)."""
-    return PLAN.drain_plan(matrix, drain_hosts)
+    return _plan.drain_plan(matrix, drain_hosts)
 
 
-def stranded_message(plan):
+def stranded_message(plan: Plan) -> str:
     """The text a failed precheck shows (see :mod:`_plan`)."""
-    return PLAN.stranded_message(plan)
+    return _plan.stranded_message(plan)

@@ -36,6 +36,7 @@ device's type on a compatible parent: then the plan uses that very instance.
 from fractions import Fraction
 
 from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
+from ansible_collections.vfio.migration.plugins.plugin_utils._types import Matrix, Placement, Plan, SourceRow, Verdict
 
 LIVE_STATES = ("running", "paused")
 COLD_STATES = ("shutoff", "shut off", "crashed")
@@ -115,7 +116,7 @@ def _vm_devices(facts, vm):
     return out
 
 
-def host_vms(facts):
+def host_vms(facts: dict) -> list[dict]:
     """The host's VMs as the plan needs them (sorted by name)."""
     out = []
     for name, vm in sorted((facts.get("vms") or {}).items()):
@@ -137,7 +138,7 @@ def _mode(driver, in_use_types, offered=()):
     return "one-type"
 
 
-def host_room(facts):
+def host_room(facts: dict) -> dict:
     """``{"pools": {parent: pool}, "instances": {uuid: holder}}``: what a host can take.
 
     A pool is ``{kind, mode, available: {type: n}, free: {type: [device ids]},
@@ -257,7 +258,7 @@ class _Pool(object):
 
 # -- the plan -----------------------------------------------------------------------
 
-def _source_index(matrix, drain):
+def _source_index(matrix: Matrix, drain: set[str]) -> dict[tuple[str, str], SourceRow]:
     """``{(host, device id): source row}`` for the drained hosts."""
     index = {}
     for row in matrix["sources"]:
@@ -267,7 +268,7 @@ def _source_index(matrix, drain):
     return index
 
 
-def _compatible_parents(matrix, row, target):
+def _compatible_parents(matrix: Matrix, row: SourceRow | None, target: str) -> tuple[list[str], Verdict | None]:
     """Parents of ``target`` whose verdict for the row is compatible, and the best other verdict."""
     if row is None or row.get("class") is None:
         return [], None
@@ -279,7 +280,7 @@ def _compatible_parents(matrix, row, target):
     return [], min(vs, key=lambda v: rank.get(v["status"], len(rank)))
 
 
-def _verdict_words(v):
+def _verdict_words(v: Verdict) -> str:
     words = v["status"] + (" (%s)" % v["errno_name"] if v.get("errno_name") else "")
     return words + (" - %s" % v["message"] if v.get("message") else "")
 
@@ -386,7 +387,7 @@ class _Planner(object):
         return sum(pools[p].room(d["mdev_type"]) for d, parents, _w in per_device for p in parents if p in pools)
 
 
-def _item(vm, devices):
+def _item(vm: dict, devices: list[dict]) -> dict:
     types = sorted(set(d.get("mdev_type") or d["kind"] for d in devices))
     if vm.get("device"):  # an instance planned on its own (no libvirt on its host)
         return {"vm": None, "vm_uuid": None, "device": vm["device"], "state": None, "source_host": vm["host"],
@@ -453,7 +454,7 @@ def _demand(planner, matrix, drain):
     return live, cold, stranded, other
 
 
-def drain_plan(matrix, drain_hosts):
+def drain_plan(matrix: Matrix, drain_hosts) -> Plan:
     """Place every VM of the drained hosts, as a whole, on a compatible target with room.
 
     Returns ``{drain_hosts, unknown_hosts, ready, placements, stranded, cold,
@@ -488,7 +489,7 @@ def drain_plan(matrix, drain_hosts):
                 opts[t] = o
         candidates.append((vm, devices, item, opts, why))
     candidates.sort(key=lambda c: (len(c[3]), -len(c[1]), c[0]["host"], c[0]["name"]))
-    placements = []
+    placements: list[Placement] = []
     for vm, devices, item, opts, why in candidates:
         done = None
         for t in sorted(opts, key=lambda t: (-planner.room_score(t, opts[t]), t)):
@@ -535,7 +536,7 @@ def drain_plan(matrix, drain_hosts):
             "cold": cold, "collisions": collisions, "no_vfio": no_vfio, "free_instances": free}
 
 
-def stranded_message(plan):
+def stranded_message(plan: Plan) -> str:
     """The text a failed precheck shows: every stranded VM and why, target by target."""
     lines = ["%s: not in the inventory" % h for h in plan.get("unknown_hosts") or []]
     for s in plan.get("stranded") or []:

@@ -88,8 +88,8 @@ def test_only_vfio_bound_functions_are_physical(facts):
     physical = facts["vfio_variant"]["physical"]
     assert sorted(physical) == ["0000:5e:00.1", "0000:5e:00.2"]  # not the sound card on snd_hda_intel
     fn = physical["0000:5e:00.1"]
-    assert (fn["driver"], fn["type"], fn["migration"]["version"]) == ("mlx5_vfio_pci", "pci-15b3:101e",
-                                                                     "000215b3-mlx5-cx7-1.0")
+    assert (fn["driver"], fn["type"]) == ("mlx5_vfio_pci", "pci-15b3:101e")
+    assert fn["migration"]["version"] == "000215b3-mlx5-cx7-1.0"
 
 
 def test_vendor_vfio_vgpus_and_the_host_stack(facts):
