@@ -1,7 +1,9 @@
 """The rolling maintenance playbook end to end on the emulated demo fleet (``make demo``'s hosts).
 
-``vfio.migration.rolling`` gathers, probes, builds the matrix and plans the waves, writes
-``schedule.json`` and ``schedule.md`` beside the reports and prints the summary. Two runs:
+``vfio.migration.rolling`` gathers, probes, builds the matrix and plans the waves, writes the
+reports with the schedule (``matrix.json``'s ``schedule``, ``report.html``'s wave table, opened in
+headless Chromium where it is installed), ``schedule.json`` and ``schedule.md``, and prints the
+summary. Two runs:
 
 - five hosts upgraded to NVIDIA 550.90.07, two at a time. h200-1 cannot be drained now (the
   precheck's plan in the same run strands both its VMs: h200-2 has no room for them and h200-3's
@@ -12,10 +14,14 @@
 """
 
 import json
+import os
+import re
 
 import pytest
 
 from demo.run_demo import run
+from tests.browser.test_report_html import CHROMIUM, read_png, rgb, run_chromium
+from tests.conftest import REPO
 from tests.emulator.mount import fuse_unavailable
 
 pytestmark = [pytest.mark.emulator, pytest.mark.ansible,
@@ -98,6 +104,70 @@ def test_the_upgrade_goes_through_h200_3_first_on_the_policy_of_its_new_driver(u
     assert "READY: 5 hosts in 3 waves (at most 2 a wave), 3 live migrations of 3 VMs" in proc.stdout
     assert "Wave %d: h200-1 - 2 VMs move" % last["wave"] in proc.stdout
     assert "Schedule written to %s/schedule.json (schedule.md beside it)" % report in proc.stdout
+
+
+def wave_rows(page):
+    """``{wave: (hosts, text of the moves cell)}`` from report.html's wave table."""
+    table = page[page.index('<table class="data waves" id="waves">'):]
+    table = table[:table.index("</table>")]
+    rows = {}
+    for number, cells in re.findall(r'<tr data-wave="(\d+)">(.*?)</tr>', table, re.S):
+        tds = re.findall(r"<td[^>]*>(.*?)</td>", cells, re.S)
+        rows[int(number)] = (tds[1], re.sub(r"<[^>]+>", "", tds[2]))
+    return rows
+
+
+def test_the_reports_carry_the_schedule_and_the_wave_table(upgrade):
+    proc, s, report = upgrade
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    matrix = json.loads((report / "matrix.json").read_text())
+    # matrix.json keeps the schedule as schedule.json has it, without the time the solver took
+    got = matrix["schedule"]
+    assert "seconds" not in got["solver"] and "generated" not in got
+    assert got["waves"] == s["waves"] and got["ready"] and got["why"] == s["why"]
+    assert {k: v for k, v in s["solver"].items() if k != "seconds"} == got["solver"]
+    # report.html: the schedule's decision first, a wave table row per wave naming each VM's source and target
+    page = (report / "report.html").read_text()
+    assert 'data-schedule-ready="true"' in page and "<script" not in page
+    assert page.index('id="rolling-badge"') < page.index('id="waves"') < page.index('id="overview"')
+    rows = wave_rows(page)
+    assert sorted(rows) == [w["wave"] for w in s["waves"]]
+    for w in s["waves"]:
+        assert rows[w["wave"]][0] == ", ".join(w["hosts"])
+        for p in w["placements"]:
+            assert "%s: %s \u2192 %s" % (p["vm"], p["source_host"], p["target_host"]) in \
+                rows[w["wave"]][1].replace("&rarr;", "\u2192")
+        assert 'id="wave-%d"' % w["wave"] in page
+    md = (report / "matrix.md").read_text()
+    assert "## Rolling maintenance schedule" in md and "### Waves" in md and "Rolling maintenance: **READY**" in md
+    # the summary: the schedule first, then the drain plan of the inventory's drain hosts, and the files
+    out = proc.stdout
+    assert out.index("READY: 5 hosts in 3 waves") < out.index("Drain plan now: NOT READY: draining ")  # the inventory's
+    assert "Reports: %s/report.html" % report in out
+    if CHROMIUM:  # the page as Chromium lays it out: the wave table is on the first screen, next to the verdict
+        out_dir = os.path.join(REPO, "tests", "output", "browser")
+        os.makedirs(out_dir, exist_ok=True)
+        png = os.path.join(out_dir, "rolling-demo.png")
+        dom = run_chromium("file://%s" % (report / "report.html"), png, (1400, 1000))
+        assert 'id="waves"' in dom and "<script" not in dom
+        width, height, pixels = read_png(png)
+        assert (width, height) == (1400, 1000)
+        assert rgb("#2e9d4f") in {px for row in pixels[::4] for px in row[::4]}  # the READY badge
+
+
+def test_the_failed_schedule_says_in_the_report_who_must_stop_and_what_room_would_help(fleet):
+    proc, s, report = fleet
+    matrix = json.loads((report / "matrix.json").read_text())
+    assert matrix["schedule"]["must_stop"] == s["must_stop"] and not matrix["schedule"]["ready"]
+    page = (report / "report.html").read_text()
+    assert 'data-schedule-ready="false"' in page
+    why = page[page.index('id="rolling-why"'):page.index('id="waves"')]
+    assert "VMs to shut down or move cold (%d)" % len(s["must_stop"]) in why
+    for x in s["must_stop"]:
+        assert ">%s" % x["vm"] in why
+    assert "Hosts that cannot be planned (1)" in why and "offline" in why
+    if s["capacity"]:
+        assert "Or add room, so they move live (%d)" % len(s["capacity"]) in why
 
 
 def test_the_whole_fleet_is_not_ready_and_says_who_must_stop_and_why(fleet):
