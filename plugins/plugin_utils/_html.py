@@ -242,9 +242,10 @@ def _html_table(header, rows, cls):
     return _el("table", "<thead><tr>%s</tr></thead><tbody>%s</tbody>" % (head, body), **{"class": "data " + cls})
 
 
-def _badge(ready, small=False):
+def _badge(ready, small=False, prefix=""):
     cls = "badge %s%s" % ("ready" if ready else "not-ready", " small" if small else "")
-    return _el("span", "READY" if ready else "NOT READY", **{"class": cls, "data_ready": "true" if ready else "false"})
+    return _el("span", prefix + ("READY" if ready else "NOT READY"),
+               **{"class": cls, "data_ready": "true" if ready else "false"})
 
 
 def _stranded_why(s):
@@ -581,7 +582,8 @@ def _html_decision(matrix, plan, schedule=None):
     if plan is None and schedule is not None:
         return _html_schedule_decision(schedule)
     if schedule is not None:
-        return _html_schedule_decision(schedule) + "\n" + _html_decision(matrix, plan)
+        return _html_schedule_decision(schedule) + "\n" + _html_decision(matrix, plan).replace(
+            '<span class="counts">draining ', '<span class="counts">drain now, without the schedule: draining ', 1)
     if plan is None:
         text = _el("span", "NO DRAIN PLANNED", **{"class": "badge none", "data_ready": "none"}) + \
             " %d hosts checked; give vfio_migration_drain_hosts for a go/no-go verdict." % len(matrix["hosts"])
@@ -748,7 +750,7 @@ def render_html(matrix, plan=None, generated=None, changes=None, schedule=None):
     if schedule is not None:
         header.append(_schedule_badge(schedule["ready"], small=True))
     if plan is not None:
-        header.append(_badge(plan.get("ready"), small=True))
+        header.append(_badge(plan.get("ready"), small=True, prefix="DRAIN NOW " if schedule is not None else ""))
     plan_head = ""
     if schedule is not None and plan is not None:
         plan_head = _el("h3", "Drain plan now: draining %s" % esc(", ".join(_text(h) for h in plan.get("drain_hosts")
