@@ -107,7 +107,7 @@ def _css():
         "table.waves td.wave{text-align:right;font-weight:600}",
         "table.waves td.hosts{font-weight:600}",
         "table.waves td.down{color:#b42318}",
-        ".basis{display:inline-block;font-size:11px;padding:0 5px;border-radius:3px;background:#eaeef2;"
+        ".basis{display:inline-block;white-space:nowrap;font-size:11px;padding:0 5px;border-radius:3px;background:#eaeef2;"
         "color:#3d444d;margin-left:4px}",
         ".basis.assumed{background:#f08c00;color:#1f2328}",
         "div.dev+div.dev{margin-top:4px;padding-top:4px;border-top:1px dotted #d0d7de}",
@@ -455,6 +455,13 @@ def _target_devices_cell(p):
     return _el("td", "".join(out) or esc(", ".join(_text(x) for x in p.get("target_parents") or [])))
 
 
+def _moved_before(p):
+    """Where a VM placed again came from before the first wave, and which of its moves this is."""
+    if p.get("origin_host") == p.get("source_host"):
+        return ""
+    return " (from %s, move %s)" % (esc(p.get("origin_host")), esc(p.get("move")))
+
+
 def _room_after(p):
     """What each target parent can still take of the VM's type once the whole VM is placed."""
     room = {}
@@ -475,9 +482,7 @@ def _html_wave_section(schedule, w):
         head += "; rests on %s" % _plural(len(assumed), "assumption")
     body = []
     if placements:
-        rows = [[_item_cell(p), _el("td", esc(p.get("source_host")) + (
-                    " (from %s, move %s)" % (esc(p.get("origin_host")), esc(p.get("move")))
-                    if p.get("origin_host") != p.get("source_host") else "")),
+        rows = [[_item_cell(p), _el("td", esc(p.get("source_host")) + _moved_before(p)),
                  _el("td", esc(p.get("target_host"))), _target_devices_cell(p),
                  _el("td", esc(_room_after(p)), **{"class": "num"})]
                 for p in placements]

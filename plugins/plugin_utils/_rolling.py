@@ -1519,8 +1519,8 @@ def markdown_sections(schedule, level=2):
     if schedule["must_stop"]:
         rows = [[str(s["wave"]), e(_what(s)), e(s["source_host"]), e(s.get("cause")),
                  e(s.get("reason") or "; ".join(s.get("reasons") or []))] for s in schedule["must_stop"]]
-        out += [head + "VMs that must be shut down or moved cold", ""] + table(["wave", "VM", "on", "cause", "why"],
-                                                                             rows)
+        header = ["wave", "VM", "on", "cause", "why"]
+        out += [head + "VMs that must be shut down or moved cold", ""] + table(header, rows)
     if schedule["capacity"]:
         rows = [[str(c["wave"]), e(c["vm"]), e(", ".join("%d x %s" % (n, t) for t, n in sorted(c["needs"].items()))),
                  e(", ".join(c["hosts"]))] for c in schedule["capacity"]]
