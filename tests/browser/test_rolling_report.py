@@ -1,7 +1,7 @@
 """report.html with a rolling schedule in real headless Chromium: the verdict and the wave table on
 the first screen, the reasons of a failed schedule in view, each wave's folded section, no overflow.
 
-Two pages, from the fleets of ``tests/unit/test_rolling_reports.py``: a schedule that is ready (with
+Two pages, from the fleets of ``tests/unit/plugins/plugin_utils/test_rolling_reports.py``: a schedule that is ready (with
 the drain plan of one host beside it) and one that is not (a VM must be shut down, room to add on
 B). Each is screenshotted as it opens (``tests/output/browser/rolling-ready.png``,
 ``rolling-failed.png``) and once more through a wrapper page that opens every ``<details>`` and
@@ -17,7 +17,7 @@ import pytest
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
 from ansible_collections.vfio.migration.plugins.plugin_utils import _report as R
 from tests.browser.test_report_html import CHROMIUM, OUT, parse_dom, read_png, rgb, run_chromium
-from tests.unit.test_rolling_reports import full_case, ready_case
+from tests.unit.plugins.plugin_utils.test_rolling_reports import full_case, ready_case
 
 pytestmark = pytest.mark.browser
 

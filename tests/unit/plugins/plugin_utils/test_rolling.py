@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
 from ansible_collections.vfio.migration.plugins.plugin_utils import _rolling as R
 from tests.synthetic import facts, ok, probe_all, range_rule
-from tests.unit.test_plan import uid, with_vms
+from tests.unit.plugins.plugin_utils.test_plan import uid, with_vms
 
 LIVE = ("running", "paused")
 _UUIDS = itertools.count(1)  # instance UUIDs unique across every host a test makes

@@ -22,7 +22,7 @@ from ansible_collections.vfio.migration.plugins.plugin_utils import _report as R
 from ansible_collections.vfio.migration.plugins.plugin_utils import _rolling as R
 from tests.conftest import COLLECTIONS, ansible_bin
 from tests.synthetic import ok
-from tests.unit.test_rolling import asymmetric_fleet, gpu_host, matrix_of
+from tests.unit.plugins.plugin_utils.test_rolling import asymmetric_fleet, gpu_host, matrix_of
 
 GENERATED = "2025-01-01T00:00:00Z"
 
