@@ -18,7 +18,9 @@ the plan is carried out: each placed VM gets its target devices as planned
 (an instance created with the source's UUID, or mig-b's one free pre-created
 instance used under its own UUID) and live-migrates whole to its target,
 where it must run on exactly those instances; the shut-off VM moves offline
-and must start there; the stranded VM must have had nowhere to go.
+and must start there; the stranded VM must have had nowhere to go. Last,
+``vfio.migration.rolling`` plans the upgrade of mig-a (a new two-instance VM
+runs there) and the first wave of its schedule is carried out the same way.
 """
 
 import json
@@ -540,6 +542,55 @@ def test_room_left_after_a_placement_is_not_overpromised(executed_plan):
         raise Overpromised(over)
 
 
+# ------------------------------------------------------------------ a rolling schedule's first wave, executed
+
+ROLL = {"vm": "vm-roll", "mdevs": (("roll-1", "mtty-1"), ("roll-2", "mtty-2"))}
+
+
+@pytest.fixture(scope="module")
+def rolling_wave(mig_lab, executed_plan):
+    """``vfio.migration.rolling`` for mig-a after the drain, then its first wave carried out.
+
+    The drain left mig-a with its free instance only; a new running VM with two instances
+    (``vm-roll``) makes the wave's demand. mig-b (1.3) is the only host that accepts mig-a's 1.2.
+    """
+    del executed_plan  # runs after the drain plan: the lab as that left it
+    lab = mig_lab
+    uuids = [L._uuid_for("lab", key) for key, _t in ROLL["mdevs"]]  # pylint: disable=protected-access
+    for uuid, (_key, mdev_type) in zip(uuids, ROLL["mdevs"]):
+        lab.mdev_create("mig-a", uuid, mdev_type)
+    lab.virsh("mig-a", "define", "/dev/stdin", input=lab.domain_xml(ROLL["vm"], uuids, "mig-a"))
+    lab.virsh("mig-a", "start", ROLL["vm"])
+    proc, _matrix = run_playbook(lab, "vfio.migration.rolling", "rolling", vfio_migration_rolling_hosts=["mig-a"],
+                                 vfio_migration_rolling_max_wave=1)
+    with open(os.path.join(lab.run_dir, "rolling", "schedule.json")) as f:
+        schedule = json.load(f)
+    t0 = time.monotonic()
+    first = schedule["waves"][0] if schedule["waves"] else {"placements": []}
+    moves = [carry_out(lab, p) for p in first["placements"]]
+    lab.timings["rolling wave 1 executed (%d moves)" % len(moves)] = time.monotonic() - t0
+    result = {"rc": proc.returncode, "schedule": schedule, "moves": moves, "uuids": uuids,
+              "output": proc.stdout[-4000:]}
+    SUMMARY["rolling"] = result
+    with open(os.path.join(lab.run_dir, "rolling.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+def test_rolling_first_wave_executes(rolling_wave):
+    """The schedule's first wave: vm-roll whole to mig-b on the matrix's word, and it arrives there."""
+    schedule, moves = rolling_wave["schedule"], rolling_wave["moves"]
+    assert rolling_wave["rc"] == 0 and schedule["ready"], (schedule["why"], rolling_wave["output"])
+    assert [w["hosts"] for w in schedule["waves"]] == [["mig-a"]], schedule["waves"]
+    (p,) = schedule["waves"][0]["placements"]
+    assert (p["vm"], p["source_host"], p["target_host"], p["basis"]) == (ROLL["vm"], "mig-a", "mig-b", ["matrix"]), p
+    assert sorted(d["id"] for d in p["devices"]) == sorted(rolling_wave["uuids"]), p
+    assert not schedule["rests_on_assumptions"] and schedule["must_stop"] == [], schedule
+    (m,) = moves
+    assert m["arrived"] and m["qemu_opened"] == m["expected"], m
+    assert all(r["planned"] <= r["driver"] for r in m["room_after"]), m["room_after"]
+
+
 # ------------------------------------------------------------------ the table
 
 def short_error(text):
@@ -624,6 +675,13 @@ def summary_lines():
                 out.append("room left on %s after %s: %s" % (m["planned"], m["vm"], "; ".join(
                     "%s/%s planned %s, driver %s" % (r["target_parent"], r["mdev_type"], r["planned"], r["driver"])
                     for r in m["room_after"])))
+    rolling = SUMMARY.get("rolling")
+    if rolling:
+        sched = rolling["schedule"]
+        out.append("rolling %s: ready=%s, rc=%s, waves %s, solver %s" % (
+            sched["hosts"], sched["ready"], rolling["rc"], [w["hosts"] for w in sched["waves"]],
+            (sched.get("solver") or {}).get("used")))
+        out += plan_table(rolling["moves"])
     with open(os.path.join(lab.run_dir, "summary.md"), "w") as f:
         f.write("\n".join(out) + "\n")
     return out
