@@ -231,12 +231,15 @@ def readiness_stats(matrix, plan=None, report_dir=None):
     """The run's outcome as data, for ``set_stats`` (AWX job artifacts, a workflow's next node).
 
     ``ready`` is null without a plan. Placements and stranded items keep only
-    what a consumer acts on; every string from sysfs is shown as text.
+    what a consumer acts on; every string from sysfs is shown as text. A drain
+    host the inventory does not know is in ``unknown_hosts`` (it alone makes
+    the plan not ready).
     """
     counts = summary(matrix, plan)
     out = {
         "ready": plan.get("ready") if plan else None,
         "drain_hosts": list((plan or {}).get("drain_hosts") or []),
+        "unknown_hosts": [_text(h) for h in (plan or {}).get("unknown_hosts") or []],
         "status_counts": counts["status_counts"],
         "evidence_counts": counts["evidence_counts"],
         "hosts_not_asked": [{"host": h, "state": st, "reason": why} for h, st, why in unasked_hosts(matrix)],
