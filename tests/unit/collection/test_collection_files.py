@@ -82,3 +82,15 @@ def test_make_unit_needs_only_the_venv():
     """Unit tests need no root, FUSE or apt: make unit does not run the apt step."""
     assert makefile_rules()["unit"] == ["venv"]
     assert makefile_rules()["venv"] == ["$(STAMP)-venv"]
+
+
+def test_every_role_says_what_privileges_it_needs():
+    """Defect: the rolling role, added after the become table, had no row in it."""
+    roles = set(os.listdir(os.path.join(REPO, "roles")))
+    section = read("README.md").split("### Privileges (`become`)", 1)[1].split("\n### ", 1)[0]
+    rows = set(re.findall(r"^\| `vfio\.migration\.([a-z_]+)` \|", section, re.M))
+    assert rows == roles
+    for role in sorted(roles):
+        spec = yaml.safe_load(read("roles", role, "meta", "argument_specs.yml"))["argument_specs"]["main"]
+        said = " ".join(spec["description"])
+        assert re.search(r"\b(root|become|privileges)\b", said), role
