@@ -3,18 +3,31 @@
 The precheck runs over the demo fleet; ``set_stats`` data is what AWX stores as the
 job's artifacts. ansible-core's default callback prints the same data under
 ``CUSTOM STATS`` (``RUN:``, the stats of the whole run) with ANSIBLE_SHOW_CUSTOM_STATS.
+Both tests keep what they read in tests/output/workflow/ (``set_stats.json``, the
+junit XML): the artifacts docs/awx.md shows.
 """
 
 import json
+import os
+import shutil
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from demo.run_demo import run
+from tests.conftest import REPO
 from tests.emulator.mount import fuse_unavailable
 
 pytestmark = [pytest.mark.emulator, pytest.mark.ansible,
               pytest.mark.skipif(fuse_unavailable() is not None, reason=str(fuse_unavailable()))]
+
+OUTPUT = os.path.join(REPO, "tests", "output", "workflow")
+
+
+def keep(name, text):
+    os.makedirs(OUTPUT, exist_ok=True)
+    with open(os.path.join(OUTPUT, name), "w") as f:
+        f.write(text)
 
 
 def test_precheck_publishes_its_outcome_as_workflow_data(tmp_path, monkeypatch):
@@ -27,21 +40,30 @@ def test_precheck_publishes_its_outcome_as_workflow_data(tmp_path, monkeypatch):
     out = json.loads(stats)
     result = out["vfio_migration_result"]
     assert result["ready"] is False and result["drain_hosts"] == ["gpu-a1", "h200-1", "igd-1"]
+    assert result["unknown_hosts"] == []
     stranded = {s["vm"]: s for s in result["stranded"]}
     (full,) = set(stranded) & {"llm-a", "llm-b"}  # h200-2 has one free VF for h200-1's two VMs
     assert sorted(stranded) == sorted([full, "vdi-secure"])
     assert stranded[full]["reason"].startswith("every compatible target is full: h200-2/0000:41:00.0")
     assert stranded["vdi-secure"]["cause"] == "blocked"
     assert sorted(p["target_host"] for p in result["placed"] if p["source_host"] == "h200-1") == ["h200-2"]
-    assert {p["vm"]: p["vm_uuid"] for p in result["placed"] if p["vm"] == "cad-render"} == {
-        "cad-render": "d3f1a7c2-0001-4e5b-9a10-00000000c001"}
+    # one entry per VM: cad-render runs two vGPUs
+    assert [(p["vm"], p["vm_uuid"]) for p in result["placed"] if p["vm"] == "cad-render"] == [
+        ("cad-render", "d3f1a7c2-0001-4e5b-9a10-00000000c001")]
+    assert sorted(p["vm"] for p in result["placed"]) == sorted(["cad-render", ({"llm-a", "llm-b"} - {full}).pop()])
     assert [h["host"] for h in result["hosts_not_asked"]] == ["offline"]
     assert result["report_dir"] == str(report)
+    # docs/awx.md shows this artifact: the same fields
+    with open(os.path.join(REPO, "docs", "awx.md")) as f:
+        shown = json.loads(f.read().split("```json\n", 1)[1].split("\n```", 1)[0])["vfio_migration_result"]
+    assert set(shown) == set(result)
+    for key in ("placed", "stranded"):
+        assert [set(i) for i in shown[key]] == [set(i) for i in result[key]], key
     # the counts are the ones matrix.json holds
     summary = json.loads((report / "matrix.json").read_text())["summary"]
     assert result["status_counts"] == summary["status_counts"]
     assert result["evidence_counts"] == summary["evidence_counts"]
-    (tmp_path / "set_stats.json").write_text(json.dumps(out, indent=1, sort_keys=True))
+    keep("set_stats.json", json.dumps(out, indent=1, sort_keys=True) + "\n")
 
 
 def test_precheck_under_junit_gives_one_case_per_item_and_unasked_host(tmp_path, monkeypatch):
@@ -53,6 +75,8 @@ def test_precheck_under_junit_gives_one_case_per_item_and_unasked_host(tmp_path,
     proc = run("vfio.migration.precheck", args=args, build_dir=str(tmp_path / "build"), capture=True)
     assert proc.returncode != 0
     (xml_file,) = list(junit.glob("*.xml"))
+    os.makedirs(OUTPUT, exist_ok=True)
+    shutil.copy(xml_file, os.path.join(OUTPUT, "junit-precheck.xml"))
     cases = {}
     for tc in ET.parse(xml_file).getroot().iter("testcase"):
         if tc.get("classname", "").split(":")[0].endswith("precheck/tasks/case.yml"):
