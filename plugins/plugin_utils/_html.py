@@ -9,6 +9,12 @@ since the previous run, hosts that could not be asked, the rolling
 maintenance schedule (when one was computed: why not ready, the wave table,
 each wave's placements folded) and the drain plan; then a host x host
 overview, then one collapsible grid per type.
+
+Lists that grow with the fleet stay short at the top: hosts that could not be
+asked past UNASKED_OPEN fold, a stranded item's per-target lines past
+DETAILS_OPEN are grouped by reason (the many targets that share one are one
+line), the changes past CHANGES_OPEN fold and past CHANGE_LINES are counted,
+and the verdict names DRAIN_NAMES drain hosts and counts the rest.
 """
 
 import html
@@ -26,6 +32,16 @@ from ansible_collections.vfio.migration.plugins.plugin_utils import _rolling as 
 # changes.json has them all.
 CHANGE_LINES = 200
 CHANGES_OPEN = 8
+# A stranded item's per-target lines shown as they are; beyond this, grouped by reason (this many groups open).
+DETAILS_OPEN = 6
+# At most this many groups on the page (matrix.json's plan has every target's line).
+GROUPS_MAX = 60
+# Target names listed in a group of targets that share a reason.
+GROUP_NAMES = 8
+# Hosts that could not be asked, listed open; the rest are folded.
+UNASKED_OPEN = 10
+# Drain hosts named in the verdict line; the rest are counted.
+DRAIN_NAMES = 10
 # The wave table shows this many waves; the rest are folded below it (every wave keeps its own section).
 WAVES_OPEN = 40
 
@@ -248,12 +264,63 @@ def _badge(ready, small=False, prefix=""):
                **{"class": cls, "data_ready": "true" if ready else "false"})
 
 
+def _grouped_details(details):
+    """Per-target lines (``target: why``) grouped by their reason: ``[(why, [targets])]``, in first-seen order.
+
+    A line that is not ``target: why`` is its own group without a target.
+    """
+    groups, order = {}, []
+    for line in details:
+        line = _text(line)
+        target, sep, why = line.partition(": ")
+        if not sep:
+            target, why = None, line
+        if why not in groups:
+            groups[why] = []
+            order.append(why)
+        if target is not None:
+            groups[why].append(target)
+    return [(why, groups[why]) for why in order]
+
+
+def _detail_group(why, targets):
+    if len(targets) == 1:
+        return _el("li", esc("%s: %s" % (targets[0], why)))
+    if not targets:
+        return _el("li", esc(why))
+    names = ", ".join(targets[:GROUP_NAMES])
+    if len(targets) > GROUP_NAMES:
+        names += " and %d more" % (len(targets) - GROUP_NAMES)
+    return _el("li", _el("b", "%d target hosts" % len(targets)) + ": " + esc(why) + " "
+               + _el("span", "(" + esc(names) + ")", **{"class": "ev"}))
+
+
 def _stranded_why(s):
-    """Every reason of a stranded item: its reasons (or reason) and one line per target."""
+    """Every reason of a stranded item: its reasons (or reason), then why each target host cannot take it.
+
+    Up to DETAILS_OPEN per-target lines are listed as they are; beyond that the
+    targets that share a reason are one line (with how many and their first
+    names), and groups past DETAILS_OPEN fold, so a VM stranded in a fleet of
+    1,000 hosts keeps every distinct reason in a few lines (matrix.json's plan
+    has every target's line).
+    """
     reasons = [r for r in s.get("reasons") or [] if r] or [s.get("reason")]
     head = "<br>".join(esc(r) for r in reasons)
-    details = "".join(_el("li", esc(d)) for d in s.get("details") or [])
-    return head + (_el("ul", details) if details else "")
+    details = s.get("details") or []
+    if not details:
+        return head
+    if len(details) <= DETAILS_OPEN:
+        return head + _el("ul", "".join(_el("li", esc(d)) for d in details))
+    groups = sorted(_grouped_details(details), key=lambda g: len(g[1]))  # the rare reasons, most telling, first
+    items = [_detail_group(why, targets) for why, targets in groups]
+    out = head + _el("ul", "".join(items[:DETAILS_OPEN]), **{"data_targets": len(details)})
+    folded = items[DETAILS_OPEN:GROUPS_MAX]
+    if folded:
+        left = len(items) - DETAILS_OPEN - len(folded)
+        tail = _el("li", "... and %d more reasons in matrix.json's plan" % left) if left > 0 else ""
+        out += _details("%d more reasons" % (len(items) - DETAILS_OPEN), _el("ul", "".join(folded) + tail),
+                        **{"class": "more"})
+    return out
 
 
 def _item_cell(item):
@@ -550,11 +617,23 @@ def _html_unasked(matrix):
     hosts = unasked_hosts(matrix)
     if not hosts:
         return _el("p", "Could not ask: none - every host answered.", **{"class": "note", "id": "unasked"})
-    items = "".join(
-        _el("li", _el("b", esc(name)) + " " + _el("span", esc(state), **{"class": "state-bad"})
-            + (" - " + esc(reason) if reason else "")) for name, state, reason in hosts)
-    return _el("div", _el("h3", "Could not ask (%d)" % len(hosts)) + _el("ul", items),
+    items = [_el("li", _el("b", esc(name)) + " " + _el("span", esc(state), **{"class": "state-bad"})
+                 + (" - " + esc(reason) if reason else "")) for name, state, reason in hosts]
+    more = ""
+    if len(items) > UNASKED_OPEN:  # the rest folded, so the drain plan stays near the top
+        more = _details("%d more" % (len(items) - UNASKED_OPEN), _el("ul", "".join(items[UNASKED_OPEN:])),
+                        **{"class": "more"})
+    return _el("div", _el("h3", "Could not ask (%d)" % len(hosts)) + _el("ul", "".join(items[:UNASKED_OPEN])) + more,
                **{"id": "unasked", "class": "unasked"})
+
+
+def _drain_names(plan):
+    """The drain hosts for the verdict line: the first DRAIN_NAMES, then how many more."""
+    hosts = [_text(h) for h in plan.get("drain_hosts") or []]
+    text = ", ".join(hosts[:DRAIN_NAMES])
+    if len(hosts) > DRAIN_NAMES:
+        text += " and %d more hosts" % (len(hosts) - DRAIN_NAMES)
+    return esc(text) or "nothing"
 
 
 def _schedule_badge(ready, small=False):
@@ -594,7 +673,7 @@ def _html_decision(matrix, plan, schedule=None):
             " %d hosts checked; give vfio_migration_drain_hosts for a go/no-go verdict." % len(matrix["hosts"])
     else:
         placed, stranded, cold = (len(plan.get(k) or []) for k in ("placements", "stranded", "cold"))
-        drain = esc(", ".join(_text(h) for h in plan.get("drain_hosts") or [])) or "nothing"
+        drain = _drain_names(plan)
         text = _badge(plan.get("ready")) + " " + _el(
             "span", "draining %s: %s placed, %s stranded, %s cold" % (
                 drain, _el("b", str(placed)), _el("b", str(stranded)), _el("b", str(cold))),
@@ -758,8 +837,7 @@ def render_html(matrix, plan=None, generated=None, changes=None, schedule=None):
         header.append(_badge(plan.get("ready"), small=True, prefix="DRAIN NOW " if schedule is not None else ""))
     plan_head = ""
     if schedule is not None and plan is not None:
-        plan_head = _el("h3", "Drain plan now: draining %s" % esc(", ".join(_text(h) for h in plan.get("drain_hosts")
-                                                                            or [])), **{"id": "drain-plan"})
+        plan_head = _el("h3", "Drain plan now: draining %s" % _drain_names(plan), **{"id": "drain-plan"})
     body = [
         _el("header", "".join(header)),
         "<main>",
