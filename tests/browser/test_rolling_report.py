@@ -2,7 +2,7 @@
 the first screen, the reasons of a failed schedule in view, each wave's folded section, no overflow.
 
 Two pages, from the fleets of ``tests/unit/plugins/plugin_utils/test_rolling_reports.py``: a schedule that is ready (with
-the drain plan of one host beside it) and one that is not (a VM must be shut down, room to add on
+the drain plan of one host beside it and what changed since a previous run) and one that is not (a VM must be shut down, room to add on
 B). Each is screenshotted as it opens (``tests/output/browser/rolling-ready.png``,
 ``rolling-failed.png``) and once more through a wrapper page that opens every ``<details>`` and
 writes the layout of the wave table, the wave sections and the page width into its own DOM (the
@@ -14,6 +14,7 @@ import os
 
 import pytest
 
+from ansible_collections.vfio.migration.plugins.plugin_utils import _drift as D
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
 from ansible_collections.vfio.migration.plugins.plugin_utils import _report as R
 from tests.browser.test_report_html import CHROMIUM, OUT, parse_dom, read_png, rgb, run_chromium
@@ -59,10 +60,10 @@ document.getElementById("report").addEventListener("load", function () {
 """
 
 
-def _page(name, matrix, plan, schedule):
+def _page(name, matrix, plan, schedule, changes=None):
     path = os.path.join(OUT, "rolling-%s.html" % name)
     with open(path, "w", encoding="utf-8") as f:
-        f.write(R.render_html(matrix, plan, GENERATED, schedule=schedule))
+        f.write(R.render_html(matrix, plan, GENERATED, changes, schedule=schedule))
     probe = os.path.join(OUT, "rolling-%s-probe.html" % name)
     with open(probe, "w", encoding="utf-8") as f:
         f.write(PROBE_PAGE % os.path.basename(path))
@@ -81,7 +82,11 @@ def pages():
     os.makedirs(OUT, exist_ok=True)
     m, s = ready_case()
     fm, fs = full_case()
-    return {"ready": dict(_page("ready", m, M.drain_plan(m, ["A"]), s), schedule=s),
+    plan = M.drain_plan(m, ["A"])
+    previous = json.loads(R.render_json(m, plan, "2025-05-31T12:00:00Z"))
+    previous["hosts"]["C"]["state"] = "unreachable"  # yesterday C could not be asked
+    changes = D.matrix_changes(previous, m, plan)
+    return {"ready": dict(_page("ready", m, plan, s, changes), schedule=s),
             "failed": dict(_page("failed", fm, None, fs), schedule=fs)}
 
 
@@ -121,3 +126,19 @@ def test_each_wave_folds_and_opens_and_nothing_overflows_the_window(pages):
             assert opened["tables"] >= 1
         # the widest table (device UUIDs, evidence) wraps inside the window: no sideways scrolling
         assert probe["page_width"] <= probe["window_width"], (name, probe["page_width"])
+
+
+def test_the_decision_comes_first_with_a_schedule_as_without(pages):
+    """With a schedule the decision section still comes before the overview and the grids: the schedule's
+    verdict, the drain plan's, what changed, hosts not asked, the waves, then the drain plan itself."""
+    ready = pages["ready"]["dom"]
+    order = [ready.index(x) for x in (
+        'id="decision"', 'id="rolling-badge"', 'id="plan-badge"', 'id="changes"', 'id="unasked"', 'id="rolling"',
+        'id="waves"', 'id="wave-1"', 'id="drain-plan"', 'id="stranded"', 'id="placements"', 'id="overview"',
+        'id="types"', "<h2>Legend")]
+    assert order == sorted(order)
+    assert "host C: unreachable -&gt; ok" in ready[ready.index('id="changes"'):ready.index('id="unasked"')]
+    failed = pages["failed"]["dom"]  # a schedule and no plan: the schedule's verdict is the page's
+    order = [failed.index(x) for x in ('id="decision"', 'id="rolling-badge"', 'id="unasked"', 'id="rolling"',
+                                       'id="rolling-why"', 'id="waves"', 'id="overview"', 'id="types"', "<h2>Legend")]
+    assert order == sorted(order) and 'id="plan-badge"' not in failed
