@@ -5,7 +5,8 @@ then in the two-phase mode: vfio.migration.gather for each of 4 slices, then
 vfio.migration.probe for each slice, then vfio.migration.report once, with
 Ansible's own fact cache in between - the jsonfile plugin, and community.general's
 redis plugin against a real Redis server on loopback. Every matrix.json must be
-the one-run matrix.json, byte for byte (timestamps off).
+the one-run matrix.json, byte for byte (timestamps off), the drain plan of four
+hosts (one in each slice) and the VMs it places or strands included.
 """
 
 import json
@@ -31,6 +32,12 @@ SLICES = 4
 BUILD = os.path.join(REPO, "build", "sliced")
 
 
+def drained(hosts):
+    """One host to drain in each slice (slice i is ``hosts[i::SLICES]``): indices 0, 51, 102, 153 of 200."""
+    step = len(hosts) // SLICES
+    return [hosts[k * step + k] for k in range(SLICES)]
+
+
 def playbook(inventory, name, env, *args):
     cmd = [ansible_bin("ansible-playbook"), "-i", inventory, name] + list(args)
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800, check=False)
@@ -45,6 +52,7 @@ def fleet(tmp_path_factory):
     mnt = base / "mnt"
     with EmulatorMount(os.path.join(BUILD, "hosts"), str(mnt), str(base / "writes.log")):
         inv = F.write_inventory(str(base / "inventory.json"), hosts, str(mnt), sys.executable,
+                                drain=drained(hosts),
                                 extra_vars={"vfio_migration_report_timestamp": False,
                                             "vfio_migration_summary": False})
         env = dict(os.environ, ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_FORKS="10")
@@ -87,10 +95,16 @@ def test_sliced_through_the_jsonfile_cache_gives_the_one_run_matrix(fleet):
     got, seconds = sliced(fleet, {"ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile",
                                   "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(cache),
                                   "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "86400"}, "jsonfile")
-    record(fleet, "jsonfile", seconds)
     assert len(os.listdir(cache)) == HOSTS  # one cache entry per host, from 4 slices
     assert got == fleet["one"]
-    assert json.loads(got)["summary"]["status_counts"]["compatible"] > 0
+    matrix = json.loads(got)
+    assert matrix["summary"]["status_counts"]["compatible"] > 0
+    # the plan is in the bytes compared: the drained hosts' VMs, each placed, stranded or cold as one item
+    plan = matrix["plan"]
+    assert plan["drain_hosts"] == sorted(drained(fleet["hosts"]))
+    items = plan["placements"] + plan["stranded"] + plan["cold"]
+    assert items and all(i["vm"] for i in items if i.get("devices") or i.get("device")), items[:3]
+    record(fleet, "jsonfile", seconds)
 
 
 def test_without_a_fact_cache_the_sliced_mode_refuses_to_start(fleet):
@@ -132,5 +146,5 @@ def test_sliced_through_the_redis_cache_gives_the_one_run_matrix(fleet, redis_se
                                   "ANSIBLE_CACHE_PLUGIN_CONNECTION": "127.0.0.1:%d:0" % redis_server,
                                   "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "86400",
                                   "ANSIBLE_COLLECTIONS_PATH": collections}, "redis")
-    record(fleet, "redis", seconds)
     assert got == fleet["one"]
+    record(fleet, "redis", seconds)
