@@ -16,8 +16,19 @@ once per report); :func:`plain` copies what the container stores instead
 from ansible_collections.vfio.migration.plugins.plugin_utils._ansible_internals import stored
 
 
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
 def plain(value):
     """``value`` as plain dicts, lists, str, int, float, bool and None (Ansible's tagged types dropped)."""
+    kind = type(value)
+    # Facts and results read from the fact caches are builtin containers: the fast way (no lookups)
+    if kind is dict:
+        return {key if type(key) is str else plain(key): plain(item) for key, item in value.items()}
+    if kind is list:
+        return [plain(item) for item in value]
+    if kind in _SCALARS:
+        return value
     value = stored(value)
     if isinstance(value, dict) or hasattr(value, "items") and not isinstance(value, (str, bytes)):
         return {plain(k): plain(v) for k, v in value.items()}
