@@ -28,7 +28,7 @@ from tests.unit.plugins.plugin_utils.test_plan import uid, with_vms
 
 LIVE = ("running", "paused")
 _UUIDS = itertools.count(1)  # instance UUIDs unique across every host a test makes
-OUTPUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "output")
+OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "output")  # tests/output
 
 
 def gpu_host(parents, vms=None, driver="drv", stack=None):
