@@ -121,10 +121,29 @@ def test_exactly_the_affected_cells_are_reported(drift):
     assert changes["hosts"] == {"appeared": [], "vanished": [], "state_changed": []}
     # the previous run's matrix.json was kept
     assert (drift["report"] / "matrix.previous.json").read_text() == drift["first_matrix"]
-    plan_before = {s["vm"] for s in json.loads(drift["first_matrix"])["plan"]["stranded"]}
-    plan_after = {s["vm"] for s in json.loads((drift["report"] / "matrix.json").read_text())["plan"]["stranded"]}
-    assert sorted(i["vm"] for i in changes["plan"]["newly_stranded"]) == sorted(plan_after - plan_before)
-    assert sorted(i["vm"] for i in changes["plan"]["newly_placeable"]) == sorted(plan_before - plan_after)
+    plan_before = json.loads(drift["first_matrix"])["plan"]
+    plan_after = json.loads((drift["report"] / "matrix.json").read_text())["plan"]
+    assert sorted(i["vm"] for i in changes["plan"]["newly_stranded"]) == sorted(
+        {s["vm"] for s in plan_after["stranded"]} - {s["vm"] for s in plan_before["stranded"]})
+    assert sorted(i["vm"] for i in changes["plan"]["newly_placeable"]) == sorted(
+        {s["vm"] for s in plan_before["stranded"]} - {s["vm"] for s in plan_after["stranded"]})
+    # The VMs, from the emulator's rules: the one drained VM gpu-a2 could take (cad-render, two nvidia-257 on
+    # gpu-a1) loses gpu-a2 but keeps gpu-slow, so no VM becomes stranded or placeable, appears or vanishes:
+    # cad-render goes to gpu-slow instead of gpu-a2 (changes.json lists changes of state, not of target).
+    before, after = drift["before"], drift["after"]
+
+    def takes(cells, target):
+        return any(v == "compatible" for k, v in cells.items()
+                   if k[0] == "gpu-a1" and k[2] == "nvidia-257" and k[3] == target)
+    assert takes(before, "gpu-a2") and not takes(after, "gpu-a2")
+    assert takes(before, "gpu-slow") and takes(after, "gpu-slow")
+    assert changes["plan"] == {"newly_stranded": [], "newly_placeable": [], "appeared": [], "vanished": []}
+
+    def placed(plan):
+        return sorted((p["vm"], p["target_host"]) for p in plan["placements"])
+    assert ("cad-render", "gpu-a2") in placed(plan_before) and ("cad-render", "gpu-slow") in placed(plan_after)
+    assert [vm for vm, _t in placed(plan_after)] == [vm for vm, _t in placed(plan_before)]
+    assert sorted(s["vm"] for s in plan_after["stranded"]) == sorted(s["vm"] for s in plan_before["stranded"])
 
 
 def test_changes_in_the_summary_and_at_the_top_of_the_page(drift):
@@ -172,6 +191,7 @@ def test_precheck_summary_comes_before_its_verdict(tmp_path):
                build_dir=str(tmp_path / "build"), capture=True)
     assert proc.returncode != 0  # one of h200-1's VMs has nowhere to go, igd-1's is blocked
     out = proc.stdout
+    assert "\x1b[" not in out  # the default callback: no colour codes when the output is not a terminal
     blocks = [b.split("\nTASK [", 1)[0] for b in out.split("TASK [vfio.migration.matrix : Summarise")[1:]]
     assert [('"msg": [' in b) for b in blocks] == [False, True]  # the matrix role's own is off (skipped)
     assert out.index("Summarise") < out.index("Maintenance precheck failed")
