@@ -24,7 +24,7 @@ def plain(value):
     kind = type(value)
     # Facts and results read from the fact caches are builtin containers: the fast way (no lookups)
     if kind is dict:
-        return {key if type(key) is str else plain(key): plain(item) for key, item in value.items()}
+        return {key if key.__class__ is str else plain(key): plain(item) for key, item in value.items()}
     if kind is list:
         return [plain(item) for item in value]
     if kind in _SCALARS:
