@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Writes the matrix role's reports on the controller in one task (documentation: modules/matrix_reports.py).
 
-The matrix role's ``reports`` entry point used a dozen tasks for this, five
-of them module runs on localhost (a fresh Python each) and several
+The matrix role's ``reports`` entry point used a dozen tasks for this,
+several of them module runs on localhost (a fresh Python each) and one a
 ``set_fact`` of the rendered matrix.json, which ansible-core 2.19 walks
 whole. Here it is one Python call: render everything first, then create the
 directory, keep the previous ``matrix.json`` and replace each report
@@ -132,10 +132,13 @@ def make_directory(path, check_mode):
     if check_mode or not changed:
         return changed
     for directory in reversed(missing):
-        os.mkdir(directory, DIR_MODE)
+        try:
+            os.mkdir(directory, DIR_MODE)
+        except FileExistsError:  # made meanwhile by someone else
+            if not os.path.isdir(directory):
+                raise
+        os.chmod(directory, DIR_MODE)  # whatever the umask
     os.chmod(path, DIR_MODE)
-    for directory in missing:
-        os.chmod(directory, DIR_MODE)
     return True
 
 
