@@ -5,8 +5,8 @@ Two plays drive the roles' own write tasks: the facts role with
 matrix role's ``reports.yml`` writing the four reports of a large matrix.
 Each attempt changes what is to be written (a type description in every
 host's sysfs; the reports' generation time) and, at a random moment after the
-first file was replaced, freezes and SIGKILLs ansible-playbook and every process
-it started. Afterwards every fact
+first file was replaced (reports: while matrix.md is being written), freezes and
+SIGKILLs ansible-playbook and every process it started. Afterwards every fact
 file and every report is either the old complete file or the new complete
 one: never absent, never cut. A last, uninterrupted run gives the first run's
 reports again, apart from the generation time.
@@ -187,16 +187,34 @@ def running(pid):
         return False
 
 
-def kill_during(big, phase, delay):
-    """Start a run; ``delay`` seconds after its first file is replaced, SIGKILL it and all its processes.
+def writing(directory, name):
+    """Whether a temporary file for ``name`` is being written in ``directory`` (``.name.XXXX.tmp``)."""
+    try:
+        return any(entry.startswith("." + name + ".") and entry.endswith(".tmp") for entry in os.listdir(directory))
+    except FileNotFoundError:
+        return False
 
-    Returns whether the run had already ended (then the kill came too late to test anything).
+
+def kill_during(big, phase, delay):
+    """Start a run and SIGKILL it and all its processes while it replaces files.
+
+    Fact files (one module run per host, over a second): ``delay`` seconds after the first
+    one is replaced. Reports (one task writes them all within milliseconds): the moment the
+    temporary file of matrix.md appears, so matrix.json is new, matrix.md is being written and
+    report.html is old (matrix.csv has no generation time: it stays as it is). Returns whether the run had already
+    ended (then the kill came too late to test anything).
     """
     paths = big[phase]
     inodes = {p: inode(p) for p in paths}
     proc = start(big, phase)
     deadline = time.monotonic() + 600
+    report_dir, trigger = os.path.split(big["reports"][2])
     while proc.poll() is None and time.monotonic() < deadline:
+        if phase == "reports":
+            if writing(report_dir, trigger):
+                break
+            time.sleep(0.0002)
+            continue
         if any(inode(p) != inodes[p] for p in paths):
             time.sleep(delay)
             break
@@ -241,7 +259,9 @@ def test_sigkill_while_writing_leaves_old_or_new_whole_files(big):
     # every kill landed while its play was replacing files, and each left some old and some new
     assert not [o for o in outcomes if o["finished"]], outcomes
     assert all(0 < o["replaced"] for o in outcomes), outcomes
-    # the killed runs left nothing behind that changes the next one
+    # a killed report run leaves at most its temporary files, which change nothing for the next one
+    leftovers = [e for e in os.listdir(os.path.dirname(big["reports"][0])) if e.endswith(".tmp")]
+    assert all(e.startswith(".") for e in leftovers), leftovers
     complete_run(big, "reports")
     final = snapshot(big["reports"])
     for p in big["reports"]:
