@@ -60,8 +60,11 @@ def run(playbook="vfio.migration.readiness", args=(), inventory=os.path.join(HER
 
 def main():
     rc = run(args=sys.argv[1:])
-    print("\nReports: %s/report.html (matrix.json, matrix.csv, matrix.md, changes.json beside it;"
-          " the previous run's matrix.json is kept as matrix.previous.json)" % REPORT_DIR)
+    if rc != 0:
+        print("\nThe readiness run failed (exit code %d): see its output above." % rc)
+    elif not any(a.startswith("vfio_migration_report_dir") for a in sys.argv[1:]):
+        print("\nReports: %s/report.html (matrix.json, matrix.csv, matrix.md, changes.json beside it;"
+              " the previous run's matrix.json is kept as matrix.previous.json)" % REPORT_DIR)
     return rc
 
 

@@ -233,3 +233,38 @@ def test_precheck_writes_the_plan_into_the_reports_once(tmp_path, matrix_reports
                                                         "report.html"]
     plan = json.loads((report / "matrix.json").read_text())["plan"]
     assert plan["drain_hosts"] == ["gpu-a1"] and plan["ready"]
+
+
+def _task_output(out, name):
+    """What the play printed under the one task whose title contains ``name``."""
+    assert out.count(name) == 1, name
+    return out[out.index(name):].split("TASK [", 1)[0]
+
+
+def test_role_arguments_are_checked_once_for_the_play(demo):
+    """The playbook leaves out Ansible's per-host argument check; each role checks once."""
+    out = demo["stdout"]
+    assert "Validating arguments against arg spec" not in out
+    for role in ("facts", "matrix"):
+        task = _task_output(out, "Check the arguments of vfio.migration.%s (main) once for the play" % role)
+        assert task.count("ok: [") == 1, task
+    assert _task_output(out, "Check the arguments of vfio.migration.matrix (reports)").count("ok: [") == 1
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("vfio_migration_check_vfio_capability=sometimes",
+     "value of vfio_migration_check_vfio_capability must be one of: auto, always, never, got: sometimes"),
+    ("vfio_migration_report_cell_limit=many", "vfio_migration_report_cell_limit"),
+])
+def test_a_bad_role_argument_stops_the_play_before_it_probes_or_writes(tmp_path, bad, message):
+    """A facts argument stops the play before the facts are gathered, a matrix argument before the probe."""
+    report = tmp_path / "report"
+    build = tmp_path / "build"
+    proc = run(args=["-e", bad, "-e", "vfio_migration_report_dir=%s" % report], build_dir=str(build), capture=True)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert message in out and "Validation of arguments failed" in out
+    assert ("TASK [vfio.migration.facts : Gather" in out) == ("capability" not in bad)
+    assert "TASK [vfio.migration.matrix : Ask each target" not in out
+    assert not report.exists()
+    assert not (build / "writes.log").exists() or (build / "writes.log").read_text() == ""
