@@ -15,7 +15,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix
 from ansible_collections.vfio.migration.plugins.plugin_utils import _policy
 from ansible_collections.vfio.migration.plugins.plugin_utils._ansible_internals import host_values
-from ansible_collections.vfio.migration.plugins.plugin_utils._data import plain
+from ansible_collections.vfio.migration.plugins.plugin_utils._data import plain, view
 
 # the module's fact (ansible_facts.vfio_mdev); fixed by vfio.migration.mdev_facts
 FACTS_VAR = "vfio_mdev"
@@ -111,6 +111,8 @@ def _hosts_arg(data, hosts, name, **names):
 
 
 def _matrix_arg(matrix, name):
+    # read as stored: walking the lazy matrix of 1000 hosts costs seconds per filter call
+    matrix = view(matrix)
     if not isinstance(matrix, dict) or matrix.get("schema_version") != _matrix.SCHEMA_VERSION or "verdicts" not in matrix:
         raise AnsibleFilterError("%s expects the output of vfio.migration.compat_matrix" % name)
     return matrix

@@ -15,7 +15,7 @@ from ansible_collections.vfio.migration.plugins.filter.matrix import FACTS_RESUL
 from ansible_collections.vfio.migration.plugins.plugin_utils import _drift as D
 from ansible_collections.vfio.migration.plugins.plugin_utils import _report as R
 from ansible_collections.vfio.migration.plugins.plugin_utils import _summary as S
-from ansible_collections.vfio.migration.plugins.plugin_utils._data import plain
+from ansible_collections.vfio.migration.plugins.plugin_utils._data import plain, view
 from ansible_collections.vfio.migration.plugins.plugin_utils._views import _text
 
 
@@ -118,7 +118,7 @@ def readiness_summary(matrix, plan=None, changes=None, report_dir=None, reports_
     line names those files only. ``schedule`` (``vfio.migration.rolling_schedule``)
     puts the rolling maintenance's verdict, waves and why not ready first.
     """
-    matrix = plain(matrix)
+    matrix = view(matrix)
     files = _written_files(reports_written)
     report_dir = plain(report_dir)
     try:
@@ -142,7 +142,7 @@ def readiness_summary(matrix, plan=None, changes=None, report_dir=None, reports_
 def readiness_stats(matrix, plan=None, report_dir=None):
     """The run's outcome as data for ``ansible.builtin.set_stats``."""
     try:
-        return S.readiness_stats(plain(matrix), plain(plan) or None, plain(report_dir))
+        return S.readiness_stats(view(matrix), plain(plan) or None, plain(report_dir))
     except (ValueError, TypeError, KeyError) as exc:
         raise AnsibleFilterError("vfio.migration.readiness_stats: %s" % exc) from exc
 
@@ -150,7 +150,7 @@ def readiness_stats(matrix, plan=None, report_dir=None):
 def precheck_cases(matrix, plan=None):
     """One test case per planned item and per host that could not be asked (for the junit callback)."""
     try:
-        return S.precheck_cases(plain(matrix), plain(plan) or None)
+        return S.precheck_cases(view(matrix), plain(plan) or None)
     except (ValueError, TypeError, KeyError) as exc:
         raise AnsibleFilterError("vfio.migration.precheck_cases: %s" % exc) from exc
 

@@ -13,7 +13,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
 from ansible_collections.vfio.migration.plugins.plugin_utils import _rolling as R
-from ansible_collections.vfio.migration.plugins.plugin_utils._data import plain
+from ansible_collections.vfio.migration.plugins.plugin_utils._data import plain, view
 
 
 def _host_list(name, value, arg):
@@ -30,7 +30,7 @@ def rolling_schedule(matrix, hosts=None, max_wave=1, keep_free=0.0, stay_up=None
                      solver="auto", assume="newer_accepts_older", exact_max_hosts=R.DEFAULT_EXACT_MAX_HOSTS,
                      exact_budget=R.DEFAULT_EXACT_BUDGET):
     """Waves of hosts to drain and upgrade, with every running VM's placement in each wave, or why none exists."""
-    matrix = plain(matrix)
+    matrix = view(matrix)
     if not isinstance(matrix, dict) or matrix.get("schema_version") != M.SCHEMA_VERSION or "verdicts" not in matrix:
         raise AnsibleFilterError("vfio.migration.rolling_schedule expects the output of vfio.migration.compat_matrix")
     try:

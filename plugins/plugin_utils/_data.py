@@ -11,12 +11,45 @@ costs a template call per element (about 3 s for the matrix of 1000 hosts,
 once per report); :func:`plain` copies what the container stores instead
 (:func:`_ansible_internals.stored`) and keeps every string as it is, so a
 ``{{ ... }}`` in data is text, never evaluated.
+
+:func:`view` is the read-only way for large data, such as the matrix of a
+fleet: it unwraps only the lazy containers on the way, which a variable that
+is read for the first time in a task has one of (the variable itself), and
+leaves everything else as Ansible stores it. The pure functions of
+``plugin_utils`` never change their arguments, and a filter runs in a worker
+process of its own task, so what it reads is shared, not copied.
 """
 
 from ansible_collections.vfio.migration.plugins.plugin_utils._ansible_internals import stored
 
 
 _SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
+def _lazy(value):
+    return getattr(type(value), "_non_lazy_copy", None) is not None
+
+
+def view(value):
+    """``value`` to read, not to change: the lazy containers on the way unwrapped, everything else as stored.
+
+    Costs one step per lazy container (in a variable read for the first time, only the
+    variable itself), where :func:`plain` copies every element. Strings stay text.
+    """
+    if not _lazy(value):
+        return value
+    unwrapped = stored(value)
+    if _lazy(unwrapped):  # an ansible-core whose internals differ: copy it the public way
+        return plain(value)
+    if isinstance(unwrapped, dict):
+        for key, item in unwrapped.items():
+            if _lazy(item):
+                unwrapped[key] = view(item)
+    elif isinstance(unwrapped, list):
+        for index, item in enumerate(unwrapped):
+            if _lazy(item):
+                unwrapped[index] = view(item)
+    return unwrapped
 
 
 def plain(value):
