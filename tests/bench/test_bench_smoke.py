@@ -118,3 +118,21 @@ def test_discovery_ratio_is_computed(tmp_path):
     assert res["mdevctl_listed"] == res["gather_devices"] == 12
     assert res["gather_types"] == 6
     assert res["ratio_gather_to_mdevctl"] > 0 and res["ratio_module_to_mdevctl"] > 0
+
+
+@pytest.mark.emulator
+@pytest.mark.ansible
+def test_process_cpu_names_every_process_kind(tmp_path):
+    """bench/process_cpu.py at 3 hosts: every module run and every worker records itself, by task."""
+    if fuse_unavailable():
+        pytest.skip(fuse_unavailable())
+    from bench import process_cpu
+    runs = process_cpu.measure(3, 3, str(tmp_path))
+    floor, ready = runs["floor"]["rows"], runs["readiness"]["rows"]
+    assert floor[("module", "ping")]["processes"] == 6 and floor[("main", "")]["processes"] == 1
+    assert ready[("module", "mdev_facts")]["processes"] == 3
+    assert ready[("module", "migration_probe")]["processes"] == 3
+    gather = [r for (k, n), r in ready.items() if k == "worker" and "Gather" in n]
+    assert gather and gather[0]["processes"] == 3 and gather[0]["cpu"] > 0
+    text = process_cpu.report(runs, 3, 3)
+    assert "module: mdev_facts" in text and "Main process" in text
