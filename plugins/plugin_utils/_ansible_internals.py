@@ -19,6 +19,7 @@ against the ansible-core that ``meta/runtime.yml`` requires (2.19).
     1000-host matrix costs.
 
 :func:`stored` - the contents of a lazy container, not templated
+    (and :func:`is_lazy`, whether a value is such a container)
     Private: ``type(value)._non_lazy_copy(value)`` (ansible-core 2.19's lazy
     dicts and lists, which template each element when it is read).
     Public way: reading the container element by element.
@@ -103,6 +104,11 @@ def host_values(hostvars, hosts, variables=(), facts=(), anchor=None):
         if values is None:
             values = _from_hostvars(hostvars, host, variables, facts)
         yield host, values
+
+
+def is_lazy(value):
+    """Is ``value`` one of ansible-core's lazy containers (one :func:`stored` unwraps)?"""
+    return getattr(type(value), "_non_lazy_copy", None) is not None
 
 
 def stored(value):

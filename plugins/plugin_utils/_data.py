@@ -20,14 +20,10 @@ leaves everything else as Ansible stores it. The pure functions of
 process of its own task, so what it reads is shared, not copied.
 """
 
-from ansible_collections.vfio.migration.plugins.plugin_utils._ansible_internals import stored
+from ansible_collections.vfio.migration.plugins.plugin_utils._ansible_internals import is_lazy, stored
 
 
 _SCALARS = frozenset((str, int, float, bool, type(None)))
-
-
-def _lazy(value):
-    return getattr(type(value), "_non_lazy_copy", None) is not None
 
 
 def view(value):
@@ -36,18 +32,18 @@ def view(value):
     Costs one step per lazy container (in a variable read for the first time, only the
     variable itself), where :func:`plain` copies every element. Strings stay text.
     """
-    if not _lazy(value):
+    if not is_lazy(value):
         return value
     unwrapped = stored(value)
-    if _lazy(unwrapped):  # an ansible-core whose internals differ: copy it the public way
+    if is_lazy(unwrapped):  # an ansible-core whose internals differ: copy it the public way
         return plain(value)
     if isinstance(unwrapped, dict):
         for key, item in unwrapped.items():
-            if _lazy(item):
+            if is_lazy(item):
                 unwrapped[key] = view(item)
     elif isinstance(unwrapped, list):
         for index, item in enumerate(unwrapped):
-            if _lazy(item):
+            if is_lazy(item):
                 unwrapped[index] = view(item)
     return unwrapped
 
