@@ -19,10 +19,21 @@ from ansible_collections.vfio.migration.plugins.module_utils._sysfs import (
 
 # Optional: hwdb vendor and model names of parents (``use_udev``). Hosts without
 # pyudev gather everything else; nothing else here needs more than the standard library.
-try:
-    import pyudev
-except ImportError:
-    pyudev = None
+# Imported on first use (5 ms), so a run that adds no udev names does not pay for it.
+_NOT_IMPORTED = object()
+pyudev = _NOT_IMPORTED
+
+
+def _pyudev():
+    """The ``pyudev`` module, or None where it is not installed."""
+    global pyudev  # pylint: disable=global-statement
+    if pyudev is _NOT_IMPORTED:
+        try:
+            import pyudev as module  # pylint: disable=import-outside-toplevel
+        except ImportError:
+            module = None
+        pyudev = module
+    return pyudev
 
 
 PLAIN_VFIO_PCI = "vfio-pci"
@@ -99,15 +110,16 @@ def host_vms(facts, host_root="/", run_timed=None):
 
 def add_udev_names(parents, physical):
     """Add hwdb vendor/model names (``udev``) to each parent and function; False when pyudev is absent or fails."""
-    if pyudev is None:
+    udev = _pyudev()
+    if udev is None:
         return False
     try:
-        context = pyudev.Context()
+        context = udev.Context()
     except Exception:  # pylint: disable=broad-except
         return False
     for rec in list(parents.values()) + list(physical.values()):
         try:
-            props = pyudev.Devices.from_sys_path(context, rec["path"]).properties
+            props = udev.Devices.from_sys_path(context, rec["path"]).properties
             rec["udev"] = {
                 "vendor_name": props.get("ID_VENDOR_FROM_DATABASE"),
                 "model_name": props.get("ID_MODEL_FROM_DATABASE"),

@@ -56,6 +56,8 @@ class Sysfs(object):
         self.root = os.path.abspath(root or "/sys")
         self.problems = []
         self._real_dirs = {}  # directory -> its os.path.realpath, see realpath()
+        self._links = {}  # link -> (target, None) or (None, OSError): each link is read once
+        self._module_versions = {}  # where a driver link leads -> its module's version
 
     # -- primitives -------------------------------------------------------
 
@@ -69,18 +71,24 @@ class Sysfs(object):
         return rec
 
     def read_raw(self, path, limit=ATTR_READ_MAX):
-        """Return ``(bytes, None)`` or ``(None, error_record)``."""
+        """Return ``(bytes, None)`` or ``(None, error_record)``.
+
+        A read that returns less than it was asked for is the end of the file:
+        an attribute (sysfs, procfs) gives its whole content to one read, so
+        each attribute costs one ``read`` and not a second one that finds EOF.
+        """
         try:
             fd = os.open(path, os.O_RDONLY)
             try:
                 chunks = []
                 left = limit + 1
                 while left > 0:
-                    chunk = os.read(fd, min(left, 65536))
-                    if not chunk:
-                        break
+                    want = min(left, 65536)
+                    chunk = os.read(fd, want)
                     chunks.append(chunk)
                     left -= len(chunk)
+                    if len(chunk) < want:
+                        break
                 return b"".join(chunks), None
             finally:
                 os.close(fd)
@@ -125,10 +133,24 @@ class Sysfs(object):
                 self.note(exc, path, what)
             return []
 
+    def readlink(self, path):
+        """``os.readlink(path)``, read once per path: the same ``driver`` link is met
+        by several readers (identity, VFIO functions, module versions)."""
+        known = self._links.get(path)
+        if known is None:
+            try:
+                known = (os.readlink(path), None)
+            except OSError as exc:
+                known = (None, exc)
+            self._links[path] = known
+        if known[1] is not None:
+            raise known[1]
+        return known[0]
+
     def link_name(self, path):
         """Basename of where a sysfs link points (``driver``, ``iommu_group``)."""
         try:
-            return os.path.basename(os.readlink(path).rstrip("/"))
+            return os.path.basename(self.readlink(path).rstrip("/"))
         except OSError as exc:
             if exc.errno not in (errno.ENOENT, errno.EINVAL):
                 self.note(exc, path, "readlink")
@@ -153,7 +175,7 @@ class Sysfs(object):
             real_parent = self._real_dirs[parent] = os.path.realpath(parent)
         full = os.path.join(real_parent, name)
         try:
-            target = os.readlink(full)
+            target = self.readlink(full)
         except OSError:  # not a link (EINVAL) or absent (ENOENT): realpath keeps the name as it is
             return full
         parts = [p for p in target.split("/") if p not in ("", ".")]
@@ -273,7 +295,17 @@ class Sysfs(object):
     # -- identity ---------------------------------------------------------
 
     def module_version(self, devdir, driver):
-        """Version of the module behind ``driver`` (``module/version``)."""
+        """Version of the module behind ``driver`` (``module/version``), read once per driver."""
+        try:
+            bound = os.path.normpath(os.path.join(devdir, self.readlink(os.path.join(devdir, "driver"))))
+        except OSError:
+            bound = None  # no driver link: only the driver's name leads to a module
+        key = (bound, driver)
+        if key not in self._module_versions:
+            self._module_versions[key] = self._read_module_version(devdir, driver)
+        return self._module_versions[key]
+
+    def _read_module_version(self, devdir, driver):
         for p in (os.path.join(devdir, "driver", "module", "version"),
                   self.path("module", driver or "", "version") if driver else None,
                   self.path("module", (driver or "").replace("-", "_"), "version") if driver else None):
