@@ -42,5 +42,5 @@ options:
         C(matrix.csv) one row per verdict - which holds every verdict in a size that grows with classes, not
         with hosts squared. 0 always writes the verdicts.
     type: int
-    default: 200000
+    default: 20000
 """

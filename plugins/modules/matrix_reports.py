@@ -53,7 +53,7 @@ options:
         class and target parent instead of every cell. 0 always writes the verdicts.
       - An integer, or a string of one.
     type: raw
-    default: 200000
+    default: 20000
   timestamp:
     description: Put the generation time in the reports; V(false) makes re-runs byte-identical.
     type: bool

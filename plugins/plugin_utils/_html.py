@@ -21,10 +21,10 @@ import html
 
 from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
 from ansible_collections.vfio.migration.plugins.plugin_utils._views import (
-    EVIDENCES, GRID_LIMIT, POLICY_SUFFIX, REPORT_SCHEMA_VERSION, SELF, STATUS_COLOURS, STATUS_LABELS,
+    EVIDENCES, POLICY_SUFFIX, REPORT_SCHEMA_VERSION, SELF, STATUS_COLOURS, STATUS_LABELS,
     STATUS_MEANINGS, TITLE_LINES, _TEXT_COLOURS, _basis_text, _label, _plan_or_none, _status_token, _text,
     _too_big, check_inputs, class_basis, class_summary, host_overview, host_reach, sorted_classes, source_rows,
-    summary, type_grids, unasked_hosts)
+    summary, too_big_note, type_grids, unasked_hosts)
 from ansible_collections.vfio.migration.plugins.plugin_utils._summary import change_lines
 from ansible_collections.vfio.migration.plugins.plugin_utils import _rolling as ROLLING
 
@@ -197,9 +197,8 @@ def _html_class_summary(matrix):
             _el("td", esc(c["class"])), _el("td", _el("code", esc(c["mdev_type"]))), _el("td", version),
             _el("td", str(c["sources"]), **{"class": "num"}), counts))
     return "\n".join([
-        _el("p", "%d hosts are more than a %d x %d grid can show; instead, how many target hosts end in each "
-                 "status for each version class (best over the target's parents)."
-            % (len(matrix["hosts"]), GRID_LIMIT, GRID_LIMIT), **{"class": "note"}),
+        _el("p", "%s; instead, how many target hosts end in each status for each version class (best over "
+                 "the target's parents)." % too_big_note(matrix), **{"class": "note"}),
         _el("table", "<thead><tr>%s</tr></thead><tbody>%s</tbody>" % (head, "\n".join(rows)),
             **{"class": "data summary"})])
 
@@ -735,9 +734,8 @@ def _html_overview(matrix):
                                              _el("td", esc(", ".join(r["types"]))), counts))
         return "\n".join([
             _el("h2", "Overview: target hosts per source host and status", **{"id": "overview"}),
-            _el("p", "%d hosts are more than a host x host grid can show (limit %d): for each source host, how many "
-                     "target hosts end in each status, best over the types both share. Fewest compatible targets "
-                     "first." % (len(matrix["hosts"]), GRID_LIMIT), **{"class": "note"}),
+            _el("p", "%s: for each source host, how many target hosts end in each status, best over the types "
+                     "both share. Fewest compatible targets first." % too_big_note(matrix), **{"class": "note"}),
             _el("table", "<thead><tr>%s</tr></thead><tbody>%s</tbody>" % (head, "\n".join(rows)),
                 **{"class": "data reach"})])
     sources, targets, cells = host_overview(matrix)

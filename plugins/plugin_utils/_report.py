@@ -53,10 +53,10 @@ from ansible_collections.vfio.migration.plugins.module_utils import _errno as E 
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M  # noqa: F401
 from ansible_collections.vfio.migration.plugins.plugin_utils import _rolling as ROLLING
 from ansible_collections.vfio.migration.plugins.plugin_utils._views import (  # noqa: F401
-    DEFAULT_CELL_LIMIT, EVIDENCES, GRID_LIMIT, POLICY_SUFFIX, REPORT_SCHEMA_VERSION, SELF, STATUS_COLOURS,
-    STATUS_LABELS, STATUS_MEANINGS, TITLE_LINES, _basis_text, _best, _class_key, _iter_pairs, _key, _label,
-    _plan_or_none, _text, _too_big, cell_counts, check_inputs, class_basis, class_summary, compact_verdicts,
-    sorted_cells, sorted_classes, source_rows, summary, type_grids)
+    DEFAULT_CELL_LIMIT, EVIDENCES, GRID_CELL_LIMIT, GRID_LIMIT, POLICY_SUFFIX, REPORT_SCHEMA_VERSION, SELF,
+    STATUS_COLOURS, STATUS_LABELS, STATUS_MEANINGS, TITLE_LINES, _basis_text, _best, _class_key, _iter_pairs, _key,
+    _label, _plan_or_none, _text, _too_big, cell_counts, check_inputs, class_basis, class_summary, compact_verdicts,
+    grid_cells, sorted_cells, sorted_classes, source_rows, summary, too_big_note, type_grids)
 from ansible_collections.vfio.migration.plugins.plugin_utils._html import esc, render_html  # noqa: F401
 
 
@@ -239,8 +239,7 @@ def render_markdown(matrix, plan=None, generated=None, schedule=None):
 
     out += ["## Best status per type (rows: source host, columns: target host)", ""]
     if _too_big(matrix):
-        out += ["%d hosts are too many for host x host tables; target hosts per class and status:"
-                % len(matrix["hosts"]), ""]
+        out += ["%s; target hosts per class and status:" % too_big_note(matrix), ""]
         out += _md_class_summary(matrix) + [""]
     else:
         targets = sorted(matrix["hosts"])

@@ -17,9 +17,14 @@ from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix as M
 
 REPORT_SCHEMA_VERSION = 1
-DEFAULT_CELL_LIMIT = 200000
+# Above this many source x target cells, matrix.json and matrix.csv keep one verdict per class and
+# target parent: every cell costs about 600 bytes of JSON (20,000 cells: 12 MB).
+DEFAULT_CELL_LIMIT = 20000
 # More hosts than this and a host x host grid is no longer readable: summarise per class.
 GRID_LIMIT = 150
+# More cells than this in the per-type grids (each with its parents' lines) and the page is too heavy
+# to open: summarise per class. 100 hosts offering four vGPU types each make 40,000 (a 37 MB page).
+GRID_CELL_LIMIT = 10000
 # At most this many parent-pair lines in one grid cell's tooltip.
 TITLE_LINES = 12
 
@@ -314,8 +319,23 @@ def class_summary(matrix):
     return out
 
 
+def grid_cells(matrix):
+    """How many cells the per-type grids would have: each type's source hosts x every host."""
+    sources = {}
+    for row in matrix["sources"]:
+        sources.setdefault(row["mdev_type"], set()).add(row["host"])
+    return sum(len(hosts) for hosts in sources.values()) * len(matrix["hosts"])
+
+
 def _too_big(matrix):
-    return len(matrix["hosts"]) > GRID_LIMIT
+    return len(matrix["hosts"]) > GRID_LIMIT or grid_cells(matrix) > GRID_CELL_LIMIT
+
+
+def too_big_note(matrix):
+    """Why the reports summarise per class instead of drawing grids (for the notes above the summaries)."""
+    return ("%d hosts (%d source x target cells in the per-type grids) are more than host x host grids can "
+            "show (at most %d hosts and %d cells)" % (len(matrix["hosts"]), grid_cells(matrix), GRID_LIMIT,
+                                                      GRID_CELL_LIMIT))
 
 
 def class_basis(c):

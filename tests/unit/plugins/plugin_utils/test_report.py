@@ -191,11 +191,34 @@ def test_html_big_fleet_gets_a_class_summary_not_a_grid():
     matrix = M.compat_matrix(probe_all(hosts, M.probe_batches(hosts)))
     page = R.render_html(matrix)
     assert not parse_cells(page).cells
-    assert "more than a %d x %d grid" % (R.GRID_LIMIT, R.GRID_LIMIT) in page
+    note = "%d hosts (%d source x target cells in the per-type grids) are more than host x host grids can show" % (
+        R.GRID_LIMIT + 1, (R.GRID_LIMIT + 1) ** 2)
+    assert note in page
     assert page.count(' data-class="') == len(matrix["classes"]) * len(R.E.STATUSES)
     md = R.render_markdown(matrix)
-    assert "too many for host x host tables" in md
+    assert note in md
     assert all("| %s |" % cid in md for cid in matrix["classes"])
+
+
+@pytest.mark.parametrize("n_hosts, n_types, grids", [
+    (50, 4, True),     # 4 types x 50 sources x 50 hosts = 10,000 cells: the limit itself
+    (51, 4, False),    # 10,404
+    (100, 1, True),    # 10,000
+    (101, 1, False),   # 10,201
+])
+def test_html_and_markdown_grids_end_at_the_grid_cell_limit(n_hosts, n_types, grids):
+    """Below 150 hosts the grids still end when their cells (each type's source hosts x every host, each cell
+    with its parents' lines) would make a page too heavy to open."""
+    hosts = fleet(n_hosts, n_types=n_types, versions_per_type=2, instances=0)
+    matrix = M.compat_matrix(probe_all(hosts, M.probe_batches(hosts)))
+    assert R.grid_cells(matrix) == n_types * n_hosts * n_hosts
+    page = R.render_html(matrix)
+    md = R.render_markdown(matrix)
+    assert bool(parse_cells(page).cells) is grids
+    assert (" cells in the per-type grids) are more than host x host grids can show (at most %d hosts and %d "
+            "cells)" % (R.GRID_LIMIT, R.GRID_CELL_LIMIT) in page) is not grids
+    assert ("### vendor-0" in md) is grids
+    assert ("target hosts per class and status" in md) is not grids
 
 
 # -- determinism -------------------------------------------------------------------
@@ -557,6 +580,7 @@ def test_policy_classes_are_named_as_such(monkeypatch):
     assert "<code></code>" not in page and "<code>None</code>" not in page
 
     monkeypatch.setattr(V, "GRID_LIMIT", 2)  # the per-class summary instead of grids
+    assert len(m["hosts"]) > V.GRID_LIMIT and V.grid_cells(m) <= V.GRID_CELL_LIMIT
     page = R.render_html(m)
     for table, columns in (("data summary", ["type", "version", "sources"]),
                            ("data classes", ["type", "kind", "version", "source hosts"])):
