@@ -185,6 +185,7 @@ class Prober(object):
         Within a run each parent list, PCI identity, attribute lookup, safety
         gate and target version is read once and shared by the checks.
         """
+        self.fs.forget()
         self._mdev_parents = None
         self._pci = None
         self._typedirs = {}

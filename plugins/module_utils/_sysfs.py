@@ -55,6 +55,10 @@ class Sysfs(object):
     def __init__(self, root="/sys"):
         self.root = os.path.abspath(root or "/sys")
         self.problems = []
+        self.forget()
+
+    def forget(self):
+        """Drop what was learnt about the tree, so the next reads look again."""
         self._real_dirs = {}  # directory -> its os.path.realpath, see realpath()
         self._links = {}  # link -> (target, None) or (None, OSError): each link is read once
         self._module_versions = {}  # where a driver link leads -> its module's version

@@ -140,6 +140,20 @@ def test_duplicate_versions_share_one_write(gvtg, monkeypatch):
     assert len(jobs) == 1 and len(jobs[0]) == 2  # (attribute, version) pairs: a and b share theirs
 
 
+def test_each_run_reads_the_links_again(gvtg):
+    """A Prober run twice sees a device that changed type in between (no link remembered across runs)."""
+    prober = Prober(gvtg, allow_non_sysfs=True)
+    device = check("d", device=UUID_V5_4)
+    assert prober.run([device])[0]["status"] != "missing_type"
+    link = os.path.join(os.path.realpath(os.path.join(gvtg, "bus", "mdev", "devices", UUID_V5_4)), "mdev_type")
+    target = os.readlink(link)
+    os.unlink(link)
+    os.symlink(target.replace("GVTg_V5_4", "GVTg_V5_2"), link)
+    again = prober.run([device])[0]
+    assert again["status"] == "missing_type"
+    assert "is of type i915-GVTg_V5_2" in again["message"]
+
+
 def test_an_attribute_leading_out_of_the_tree_is_not_written(gvtg, tmp_path):
     outside = tmp_path / "outside" / "version"
     outside.parent.mkdir()
