@@ -138,16 +138,15 @@ def report(runs, hosts, forks):
     lines = ["%d hosts, forks %d: floor %.1f s, readiness %.1f s (wall, this run)" % (
         hosts, forks, runs["floor"]["wall"], runs["readiness"]["wall"]), "",
         "| process | count | CPU ms each | over the ping's |", "|---|---:|---:|---:|"]
-    rows = [("module: ping", per_process_ms(floor, "module", "ping"), floor, "module", "ping"),
-            ("module: mdev_facts", per_process_ms(ready, "module", "mdev_facts"), ready, "module", "mdev_facts"),
-            ("module: migration_probe", per_process_ms(ready, "module", "migration_probe"), ready, "module",
-             "migration_probe"),
-            ("worker: a ping task", per_process_ms(floor, "worker", "no-op"), floor, "worker", "no-op"),
-            ("worker: gathering", per_process_ms(ready, "worker", "Gather"), ready, "worker", "Gather"),
-            ("worker: the probe", per_process_ms(ready, "worker", "Ask each target"), ready, "worker",
-             "Ask each target")]
+    rows = [("module: ping", floor, "module", "ping"),
+            ("module: mdev_facts", ready, "module", "mdev_facts"),
+            ("module: migration_probe", ready, "module", "migration_probe"),
+            ("worker: a ping task", floor, "worker", "no-op"),
+            ("worker: gathering", ready, "worker", "Gather"),
+            ("worker: the probe", ready, "worker", "Ask each target")]
     worker_ping = per_process_ms(floor, "worker", "no-op")
-    for label, ms, data, kind, part in rows:
+    for label, data, kind, part in rows:
+        ms = per_process_ms(data, kind, part)
         count = sum(r["processes"] for (k, n), r in data.items() if k == kind and part in n)
         base = ping if kind == "module" else worker_ping
         lines.append("| %s | %d | %.1f | %+.1f |" % (label, count, ms or 0, (ms or 0) - (base or 0)))
