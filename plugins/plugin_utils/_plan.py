@@ -219,6 +219,10 @@ class _Pool(object):
             return [vf for vf in self.free.get(mdev_type) or [] if vf not in self.taken]
         return self.free.get(mdev_type) or []
 
+    def keeps(self, mdev_type):
+        """Whether what is left of ``mdev_type`` here is what must stay free (nothing, for one plan)."""
+        return True
+
     def room(self, mdev_type):
         """How many more devices of ``mdev_type`` this parent takes now."""
         if not self._type_fits(mdev_type):
@@ -352,8 +356,8 @@ class _Planner(object):
         chosen = []
 
         def place(i):
-            if i == len(order):
-                return True
+            if i == len(order):  # the VM's last device may eat room an earlier one of another type left
+                return all(pools[p].keeps(d["mdev_type"]) for d, p, _a, _v, _r in chosen)
             d, parents, want = order[i]
             for p in sorted((p for p in parents if p in pools), key=lambda p: (-pools[p].room(d["mdev_type"]), p)):
                 if pools[p].room(d["mdev_type"]) <= 0:

@@ -542,6 +542,9 @@ class _Pool(PLAN._Pool):
             return max(0, got - self.floor.get(mdev_type, 0))
         return got
 
+    def keeps(self, mdev_type):
+        return not self.floor or super(_Pool, self).room(mdev_type) >= self.floor.get(mdev_type, 0)
+
     def _creatable(self, mdev_type):
         # _plan._Pool's floor(a x (1 - used)) in integers: the exact search asks it on every node
         a = self.available.get(mdev_type) or 0
@@ -555,7 +558,8 @@ class _Pool(PLAN._Pool):
     def keep(self, share):
         """Keep ``share`` of what the parent can take of each type now free until the next call.
 
-        Per type placed: a placement of a type leaves that share of the type's own room. Room other types
+        Per type placed: once a VM is placed, each type it placed keeps that share of the type's own room
+        (also when one of its devices of another type used a budget the type shares). Room other types
         share with it (a budget, an NVIDIA GPU's one type) is not held back for them: on an empty GPU that
         would forbid every type.
         """
