@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/process_cpu.py                     # dense shape, 100 hosts, forks 10
     .venv/bin/python bench/process_cpu.py --hosts 200 --json
+    .venv/bin/python bench/process_cpu.py --pipelining            # both runs with ANSIBLE_PIPELINING=True
 
 The floor (``bench/playbooks/floor.yml``: two pings per host) and
 ``vfio.migration.readiness`` (no reports) run one after the other on the same
@@ -10,8 +11,10 @@ probe writes per target). Every Python process either run starts records its
 own CPU time (user + system) when it exits, through a ``sitecustomize``
 that only these runs load (``PYTHONPATH``): the ``ansible-playbook`` main
 process, each forked worker (named by its task) and each module run on a
-host (named by its ``AnsiballZ_<module>.py``). The FUSE emulator, which
-stands in for the hosts' kernels, is left out.
+host (named by its ``AnsiballZ_<module>.py``, or with ``--pipelining``, where
+the payload comes on stdin, by what it imported). A process a module forks
+(the probe's writer) has a line of its own. The FUSE emulator, which stands
+in for the hosts' kernels, is left out.
 
 The per-run figures are per process: a ping's module process against a
 ``mdev_facts`` or ``migration_probe`` one, a ping task's worker against the
@@ -44,11 +47,27 @@ _LOG = os.environ.get("BENCH_PROCESS_CPU_LOG")
 if _LOG:
     _MAIN = os.getpid()
 
+    def _module():
+        """The module this process runs: its AnsiballZ file, or pipelined (the payload came on stdin) its imports."""
+        if "AnsiballZ_" in " ".join(sys.argv):
+            return os.path.basename(sys.argv[0])[len("AnsiballZ_"):-len(".py")]
+        mods = sys.modules
+        if "ansible.module_utils.basic" not in mods:
+            return None
+        ours = "ansible_collections.vfio.migration.plugins.module_utils."
+        for name, part in (("migration_probe", "_probe"), ("mdev_facts", "_gather")):
+            if ours + part in mods:
+                return name
+        return "ping" if "ansible.modules" in mods else None
+
     def _kind():
         argv = " ".join(sys.argv)
-        if "AnsiballZ_" in argv:
-            return "module", os.path.basename(sys.argv[0])[len("AnsiballZ_"):-len(".py")]
         if "ansible-playbook" not in argv:
+            name = _module()
+            if os.getpid() != _MAIN:  # forked by a module (the probe's writer): a line of its own
+                return "other", "child of %s" % (name or "?")
+            if name:
+                return "module", name
             return "other", os.path.basename(sys.argv[0]) if sys.argv else "?"
         if os.getpid() == _MAIN:
             return "main", ""
@@ -97,7 +116,7 @@ def per_process_ms(rows, kind, name_part):
     return 1000.0 * sum(r["cpu"] for r in hits) / count if count else None
 
 
-def measure(hosts, forks, work):
+def measure(hosts, forks, work, pipelining=False):
     from tests.emulator.mount import EmulatorMount, fuse_unavailable
     why = fuse_unavailable()
     if why:
@@ -112,7 +131,7 @@ def measure(hosts, forks, work):
     os.makedirs(site, exist_ok=True)
     with open(os.path.join(site, "sitecustomize.py"), "w") as f:
         f.write(SITECUSTOMIZE)
-    env = R.ansible_env(forks)
+    env = R.ansible_env(forks, pipelining=pipelining)
     env.pop("ANSIBLE_CALLBACKS_ENABLED", None)
     env["PYTHONPATH"] = site
     runs = {}
@@ -130,13 +149,13 @@ def measure(hosts, forks, work):
     return runs
 
 
-def report(runs, hosts, forks):
+def report(runs, hosts, forks, pipelining=False):
     floor, ready = runs["floor"]["rows"], runs["readiness"]["rows"]
     main_floor = floor[("main", "")]["cpu"]
     main_ready = ready[("main", "")]["cpu"]
     ping = per_process_ms(floor, "module", "ping")
-    lines = ["%d hosts, forks %d: floor %.1f s, readiness %.1f s (wall, this run)" % (
-        hosts, forks, runs["floor"]["wall"], runs["readiness"]["wall"]), "",
+    lines = ["%d hosts, forks %d%s: floor %.1f s, readiness %.1f s (wall, this run)" % (
+        hosts, forks, ", pipelining" if pipelining else "", runs["floor"]["wall"], runs["readiness"]["wall"]), "",
         "| process | count | CPU ms each | over the ping's |", "|---|---:|---:|---:|"]
     rows = [("module: ping", floor, "module", "ping"),
             ("module: mdev_facts", ready, "module", "mdev_facts"),
@@ -162,11 +181,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     ap.add_argument("--hosts", type=int, default=100)
     ap.add_argument("--forks", type=int, default=10)
+    ap.add_argument("--pipelining", action="store_true", help="ANSIBLE_PIPELINING=True for both runs")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     work = tempfile.mkdtemp(prefix="process-cpu-", dir=R.BUILD if os.path.isdir(R.BUILD) else None)
     try:
-        runs = measure(args.hosts, args.forks, work)
+        runs = measure(args.hosts, args.forks, work, pipelining=args.pipelining)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
@@ -174,7 +194,7 @@ def main(argv=None):
             {"kind": k, "name": n, "processes": v["processes"], "cpu": round(v["cpu"], 3)}
             for (k, n), v in sorted(r["rows"].items())]} for label, r in runs.items()}, indent=1))
     else:
-        print(report(runs, args.hosts, args.forks))
+        print(report(runs, args.hosts, args.forks, args.pipelining))
     return 0
 
 

@@ -122,16 +122,19 @@ def test_discovery_ratio_is_computed(tmp_path):
 
 @pytest.mark.emulator
 @pytest.mark.ansible
-def test_process_cpu_names_every_process_kind(tmp_path):
-    """bench/process_cpu.py at 3 hosts: every module run and every worker records itself, by task."""
+@pytest.mark.parametrize("pipelining", [False, True], ids=["files", "pipelining"])
+def test_process_cpu_names_every_process_kind(tmp_path, pipelining):
+    """bench/process_cpu.py at 3 hosts: every module run and every worker records itself, by task
+    (pipelined, a module's payload comes on stdin: its imports name it)."""
     if fuse_unavailable():
         pytest.skip(fuse_unavailable())
     from bench import process_cpu
-    runs = process_cpu.measure(3, 3, str(tmp_path))
+    runs = process_cpu.measure(3, 3, str(tmp_path), pipelining=pipelining)
     floor, ready = runs["floor"]["rows"], runs["readiness"]["rows"]
     assert floor[("module", "ping")]["processes"] == 6 and floor[("main", "")]["processes"] == 1
     assert ready[("module", "mdev_facts")]["processes"] == 3
     assert ready[("module", "migration_probe")]["processes"] == 3
+    assert ready[("other", "child of migration_probe")]["processes"] == 3  # one writer per batch, on its own line
     gather = [r for (k, n), r in ready.items() if k == "worker" and "Gather" in n]
     assert gather and gather[0]["processes"] == 3 and gather[0]["cpu"] > 0
     text = process_cpu.report(runs, 3, 3)
