@@ -146,7 +146,8 @@ changes:
   sample: {"schema_version": 1, "previous": null, "count": 0, "cells": [], "cells_changed": 0, "cells_omitted": 0,
            "hosts": {"appeared": [], "vanished": [], "state_changed": []},
            "sources": {"appeared": [], "vanished": []},
-           "plan": {"newly_stranded": [], "newly_placeable": [], "appeared": [], "vanished": []}, "versions": []}
+           "plan": {"newly_stranded": [], "newly_placeable": [], "appeared": [], "vanished": [],
+                    "retargeted": []}, "versions": []}
 previous_path:
   description:
     - The C(matrix.json) this run was compared with, an empty string for none. Pass it as O(previous_path) to later

@@ -26,12 +26,14 @@ Changes document (``schema_version`` 1)::
      "cells": [{"source_host", "source_parent", "mdev_type", "target_host", "target_parent",
                 "before": side | null, "after": side | null}],
      "cells_changed": int, "cells_omitted": int,      # entries beyond cell_limit are counted, not listed
-     "plan": {"newly_stranded": [item], "newly_placeable": [item], "appeared": [item], "vanished": [item]},
+     "plan": {"newly_stranded": [item], "newly_placeable": [item], "appeared": [item], "vanished": [item],
+              "retargeted": [item]},                 # placed in both runs, onto another host now
      "versions": [{"host", "what", "before", "after"}]}
 
 ``side`` is ``{status, evidence, errno_name, message, reasons, source_version}``;
 a plan ``item`` is ``{key, source_host, device, mdev_type, before, after, reason}``
-where ``before``/``after`` are ``placed``, ``stranded``, ``cold`` or null.
+where ``before``/``after`` are ``placed``, ``stranded``, ``cold`` or null; a ``retargeted``
+item also has ``before_target`` and ``after_target`` (the target hosts of the two plans).
 """
 
 import json
@@ -222,16 +224,20 @@ def _plan_items(plan):
 
 def _plan_changes(before, after):
     prev, cur = _plan_items(before), _plan_items(after)
-    out = {"newly_stranded": [], "newly_placeable": [], "appeared": [], "vanished": []}
+    out = {"newly_stranded": [], "newly_placeable": [], "appeared": [], "vanished": [], "retargeted": []}
     for key in sorted(set(prev) | set(cur)):
         b, a = prev.get(key, (None, None)), cur.get(key, (None, None))
-        if b[0] == a[0]:
+        moved = b[0] == a[0] == "placed" and b[1].get("target_host") != a[1].get("target_host")
+        if b[0] == a[0] and not moved:
             continue
         item = a[1] or b[1]
         entry = {"key": key, "source_host": item.get("source_host"), "device": item.get("device"),
                  "vm": item.get("vm"), "mdev_type": item.get("mdev_type"), "before": b[0], "after": a[0],
                  "reason": (a[1] or {}).get("reason") if a[0] == "stranded" else None}
-        if a[0] == "stranded":
+        if moved:
+            entry.update(before_target=b[1].get("target_host"), after_target=a[1].get("target_host"))
+            out["retargeted"].append(entry)
+        elif a[0] == "stranded":
             out["newly_stranded" if b[0] else "appeared"].append(entry)
         elif b[0] == "stranded" and a[0] == "placed":
             out["newly_placeable"].append(entry)
@@ -275,7 +281,8 @@ def matrix_changes(previous, matrix, plan=None, versions=None, limit=DEFAULT_CHA
     empty = {"schema_version": CHANGES_SCHEMA_VERSION, "previous": None, "count": 0,
              "hosts": {"appeared": [], "vanished": [], "state_changed": []},
              "sources": {"appeared": [], "vanished": []}, "cells": [], "cells_changed": 0, "cells_omitted": 0,
-             "plan": {"newly_stranded": [], "newly_placeable": [], "appeared": [], "vanished": []},
+             "plan": {"newly_stranded": [], "newly_placeable": [], "appeared": [], "vanished": [],
+                      "retargeted": []},
              "versions": []}
     if previous is None:
         return empty

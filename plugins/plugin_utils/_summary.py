@@ -150,6 +150,9 @@ def change_lines(changes):
         for item in plan.get(field) or []:
             lines.append("%s %s%s" % (_item_name(item), words,
                                       ": %s" % _text(item["reason"]) if item.get("reason") else ""))
+    for item in plan.get("retargeted") or []:
+        lines.append("%s now planned onto %s (was %s)"
+                     % (_item_name(item), _text(item["after_target"]), _text(item["before_target"])))
     sources = changes.get("sources") or {}
     for what, rows in (("appeared", sources.get("appeared")), ("vanished", sources.get("vanished"))):
         lines += ["source %s/%s %s %s" % (_text(r["host"]), _text(r["parent"]), _text(r["mdev_type"]), what)

@@ -129,7 +129,7 @@ def test_exactly_the_affected_cells_are_reported(drift):
         {s["vm"] for s in plan_before["stranded"]} - {s["vm"] for s in plan_after["stranded"]})
     # The VMs, from the emulator's rules: the one drained VM gpu-a2 could take (cad-render, two nvidia-257 on
     # gpu-a1) loses gpu-a2 but keeps gpu-slow, so no VM becomes stranded or placeable, appears or vanishes:
-    # cad-render goes to gpu-slow instead of gpu-a2 (changes.json lists changes of state, not of target).
+    # cad-render goes to gpu-slow instead of gpu-a2, which changes.json lists as retargeted.
     before, after = drift["before"], drift["after"]
 
     def takes(cells, target):
@@ -137,12 +137,16 @@ def test_exactly_the_affected_cells_are_reported(drift):
                    if k[0] == "gpu-a1" and k[2] == "nvidia-257" and k[3] == target)
     assert takes(before, "gpu-a2") and not takes(after, "gpu-a2")
     assert takes(before, "gpu-slow") and takes(after, "gpu-slow")
+    retargeted = changes["plan"].pop("retargeted")
     assert changes["plan"] == {"newly_stranded": [], "newly_placeable": [], "appeared": [], "vanished": []}
 
     def placed(plan):
         return sorted((p["vm"], p["target_host"]) for p in plan["placements"])
     assert ("cad-render", "gpu-a2") in placed(plan_before) and ("cad-render", "gpu-slow") in placed(plan_after)
     assert [vm for vm, _t in placed(plan_after)] == [vm for vm, _t in placed(plan_before)]
+    moved = {vm: (b, a) for (vm, b), (_vm, a) in zip(placed(plan_before), placed(plan_after)) if a != b}
+    assert {i["vm"]: (i["before_target"], i["after_target"]) for i in retargeted} == moved
+    assert moved["cad-render"] == ("gpu-a2", "gpu-slow")
     assert sorted(s["vm"] for s in plan_after["stranded"]) == sorted(s["vm"] for s in plan_before["stranded"])
 
 

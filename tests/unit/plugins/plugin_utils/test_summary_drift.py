@@ -94,6 +94,20 @@ def test_hosts_plan_items_and_state_changes():
     assert sorted(i["device"] for i in back["plan"]["newly_placeable"]) == [U1, U2]
 
 
+def test_a_placement_onto_another_host_is_retargeted():
+    prev = previous_doc({"a": "p-1.2", "b": "p-1.3"})  # a's two instances can only go to b
+    m, plan, hv = run_of({"a": "p-1.2", "b": "p-1.3", "c": "p-1.3"}, down=("b",))  # now only to c
+    ch = D.matrix_changes(prev, m, plan, hv)
+    got = ch["plan"]["retargeted"]
+    assert sorted(i["device"] for i in got) == [U1, U2]
+    assert all((i["before"], i["after"], i["before_target"], i["after_target"]) == ("placed", "placed", "b", "c")
+               for i in got)
+    assert not ch["plan"]["newly_stranded"] and not ch["plan"]["newly_placeable"]
+    assert ch["count"] >= 2 and "%s nv-1 on a now planned onto c (was b)" % U1 in S.change_lines(ch)
+    same = D.matrix_changes(previous_doc({"a": "p-1.2", "b": "p-1.3"}), *run_of({"a": "p-1.2", "b": "p-1.3"}))
+    assert same["plan"]["retargeted"] == [] and same["count"] == 0
+
+
 def test_change_limit_counts_what_it_leaves_out():
     prev = json.loads(R.render_json(*_fleet_run(seed=1)))
     m, plan = _fleet_run(seed=2)[:2]
@@ -157,10 +171,13 @@ def test_summary_lists_changes_capped_with_a_count():
     m, plan, hv = run_of(dict(before, b="p-2.0"))
     ch = D.matrix_changes(prev, m, plan, hv)
     lines = S.readiness_summary(m, plan, ch, "rep", True, max_lines=2)
-    i = lines.index("Changes since 2025-01-01T00:00:00Z: 3 (2 cells)")
+    # the upgraded b refuses a's instances now: the one the last plan put on b goes to c
+    i = lines.index("Changes since 2025-01-01T00:00:00Z: 4 (2 cells)")
     assert lines[i + 1:i + 4] == ["  b driver gpu0: drv-p-1.3 -> drv-p-2.0",
-                                  "  a/gpu0 nv-1 -> b/gpu0: compatible (driver) -> incompatible (driver, EPROTO)",
-                                  "  ... and 1 more (changes.json)"]
+                                  "  %s nv-1 on a now planned onto c (was b)" % U1,
+                                  "  ... and 2 more (changes.json)"]
+    assert "  a/gpu0 nv-1 -> b/gpu0: compatible (driver) -> incompatible (driver, EPROTO)" in \
+        S.readiness_summary(m, plan, ch, "rep", True, max_lines=4)
 
 
 def test_summary_takes_vm_plans_and_their_reasons():
