@@ -237,12 +237,13 @@ def test_sigkill_while_writing_leaves_old_or_new_whole_files(big):
     assert len(first[big["reports"][0]]) > 50000  # a large report to write
     rng = random.Random(20250101)
     outcomes = []
+    landed = 0  # kills that came while their play was still replacing files
     for attempt in range(ATTEMPTS * TRIES):
-        if len([o for o in outcomes if not o["finished"]]) == ATTEMPTS:
+        if landed == ATTEMPTS:
             break
         description = "description of attempt %d" % attempt
         set_description(big, description)
-        phase = ("facts", "reports")[len([o for o in outcomes if not o["finished"]]) % 2]
+        phase = ("facts", "reports")[landed % 2]
         time.sleep(1.0)  # the next report's generation time differs from the last one's
         before = snapshot(big["facts"] + big["reports"])
         finished = kill_during(big, phase, rng.uniform(0, 0.6))
@@ -258,10 +259,10 @@ def test_sigkill_while_writing_leaves_old_or_new_whole_files(big):
             else:
                 assert complete_report(after[p], first[p]), (attempt, p, after[p][-300:])
         outcomes.append({"phase": phase, "finished": finished, "replaced": replaced, "of": len(big[phase])})
+        landed += not finished
     # ATTEMPTS kills landed while their play was replacing files (a kill that came after the play had
     # ended is tried again: the reports' window is a few microseconds), and each left some new files
-    landed = [o for o in outcomes if not o["finished"]]
-    assert len(landed) == ATTEMPTS and {o["phase"] for o in landed} == {"facts", "reports"}, outcomes
+    assert landed == ATTEMPTS and {o["phase"] for o in outcomes if not o["finished"]} == {"facts", "reports"}, outcomes
     assert all(0 < o["replaced"] for o in outcomes), outcomes
     # a killed report run leaves at most its temporary files, which change nothing for the next one
     leftovers = [e for e in os.listdir(os.path.dirname(big["reports"][0])) if e.endswith(".tmp")]
