@@ -76,10 +76,13 @@ def adhoc(inventory, module, args="", limit="all", check=False, env=None, timeou
 
 
 def playbook(inventory, playbook_path, extra_vars=None, env=None, timeout=900, check=False):
-    """Run ``ansible-playbook`` with the default callback; return the completed process."""
+    """Run ``ansible-playbook`` with the default callback; return the completed process.
+
+    ``extra_vars``: a dict (passed as JSON) or a ``key=value`` string (values are strings, as typed).
+    """
     cmd = [ansible_bin("ansible-playbook"), "-i", inventory, playbook_path]
     if extra_vars:
-        cmd += ["-e", json.dumps(extra_vars)]
+        cmd += ["-e", extra_vars if isinstance(extra_vars, str) else json.dumps(extra_vars)]
     if check:
         cmd.append("--check")
     e = dict(os.environ, ANSIBLE_RETRY_FILES_ENABLED="0")

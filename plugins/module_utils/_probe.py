@@ -144,6 +144,24 @@ def mount_fstype(path, mountinfo="/proc/self/mountinfo"):
     return fstype
 
 
+# What a write's answer means, in words, when nothing more is known: a compact
+# result leaves these out and the controller puts them back (standard_message).
+_STANDARD_MESSAGES = {
+    _errno.COMPATIBLE: "target accepted the source version",
+    _errno.INCOMPATIBLE: "target refused the source version (%s)",
+    _errno.UNSUPPORTED: "target cannot migrate this type (%s)",
+    _errno.ERROR: "could not ask the target (%s)",
+}
+
+
+def standard_message(status, errno_name=None):
+    """The message a result with this status and errno has when it says nothing more (None: none)."""
+    text = _STANDARD_MESSAGES.get(status)
+    if text is None or ("%s" in text) != (errno_name is not None):
+        return None
+    return text % errno_name if errno_name is not None else text
+
+
 class Target(object):
     """One attribute a check writes to, or why there is none."""
 
@@ -153,12 +171,23 @@ class Target(object):
         self.errno = None
         self.target_version = None
 
-    def result(self):
+    def result(self, compact=False):
         code = self.errno
+        name = _errno.errno_name(code)
+        if compact:
+            # what the matrix reads, and nothing a reader could not tell from the status
+            out = {"id": self.check["id"], "parent": self.parent, "status": self.status}
+            if self.device is not None:
+                out["device"] = self.device
+            if code is not None:
+                out["errno"], out["errno_name"] = code, name
+            if self.message != standard_message(self.status, name):
+                out["message"] = self.message
+            return out
         return {
             "id": self.check["id"], "mdev_type": self.check["mdev_type"],
             "parent": self.parent, "device": self.device, "attribute": self.attribute,
-            "status": self.status, "errno": code, "errno_name": _errno.errno_name(code),
+            "status": self.status, "errno": code, "errno_name": name,
             "message": self.message, "target_version": self.target_version,
         }
 
@@ -339,8 +368,8 @@ class Prober(object):
 
     # -- writing ------------------------------------------------------------
 
-    def run(self, checks):
-        """Validate, resolve and write; return one result per (check, target)."""
+    def run(self, checks, compact=False):
+        """Validate, resolve and write; return one result per (check, target) (``Target.result``)."""
         checks = validate_checks(checks)
         self._forget()
         self.check_root()
@@ -355,22 +384,18 @@ class Prober(object):
             result, code = outcomes[key]
             for t in ts:
                 self._judge(t, result, code, len(key[1]) + 1)
-        return [t.result() for t in targets]
+        return [t.result(compact) for t in targets]
 
     @staticmethod
     def _judge(t, result, code, length):
         if code is None and result == length:
-            t.status, t.message = _errno.COMPATIBLE, "target accepted the source version"
+            t.status, t.message = _errno.COMPATIBLE, standard_message(_errno.COMPATIBLE)
         elif code is None:
             t.status, t.errno = _errno.ERROR, errno.EIO
             t.message = "short write: %s of %d bytes accepted" % (result, length)
         else:
             t.errno, t.status = code, _errno.write_error_means(code)
-            t.message = {
-                _errno.INCOMPATIBLE: "target refused the source version (%s)",
-                _errno.UNSUPPORTED: "target cannot migrate this type (%s)",
-                _errno.ERROR: "could not ask the target (%s)",
-            }[t.status] % _errno.errno_name(code)
+            t.message = standard_message(t.status, _errno.errno_name(code))
             if code == errno.ETIMEDOUT and result == "timeout":
                 t.message = "no answer from the driver within the time limit"
 

@@ -81,8 +81,15 @@ options:
         mode 0755 when missing), so later plays and other roles read them as
         C(ansible_local.vfio_mdev). The file is replaced atomically (written beside it, then
         renamed) and only when its content changes, which is what RV(ignore:changed) says.
-      - Omitted, nothing is written.
+      - Omitted, or with O(persist=false), nothing is written.
     type: path
+  persist:
+    description:
+      - Write the fact file to O(persist_dir). With V(false) nothing is written, so a role can
+        always pass its directory and switch writing with one boolean variable.
+    type: bool
+    default: true
+    version_added: 0.2.0
 attributes:
   check_mode:
     support: full
@@ -332,6 +339,7 @@ def main():
             check_vfio_capability=dict(type="str", default="auto", choices=["auto", "always", "never"]),
             query_qemu=dict(type="bool", default=True),
             persist_dir=dict(type="path"),
+            persist=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
@@ -360,7 +368,7 @@ def main():
                    check_vfio_capability=module.params["check_vfio_capability"],
                    run_timed=run_timed if module.params["query_qemu"] else None)
     fact_file, changed = None, False
-    if module.params["persist_dir"]:
+    if module.params["persist_dir"] and module.params["persist"]:
         fact_file = os.path.join(module.params["persist_dir"], FACT_FILE)
         # atomic_move raises a plain Exception (with the OSError as its cause) when it cannot rename
         try:

@@ -26,7 +26,7 @@ import hashlib
 import json
 
 from ansible_collections.vfio.migration.plugins.module_utils import _errno
-from ansible_collections.vfio.migration.plugins.module_utils._probe import check_problems
+from ansible_collections.vfio.migration.plugins.module_utils._probe import check_problems, standard_message
 from ansible_collections.vfio.migration.plugins.plugin_utils import _compatible as compatible_templates
 from ansible_collections.vfio.migration.plugins.plugin_utils import _gates
 from ansible_collections.vfio.migration.plugins.plugin_utils import _plan
@@ -425,7 +425,9 @@ def _probed_verdicts(results, offered, type_of, shared):
             status = _errno.ERROR
         parent = r.get("parent")
         slot = (offered.get(type_of.get(r.get("id"))) or {}).get(parent)
-        key = (parent, status, r.get("message"), r.get("errno"), r.get("errno_name"),
+        # a compact result (migration_probe compact=true) leaves out the message the status and errno tell
+        message = r["message"] if "message" in r else standard_message(status, r.get("errno_name"))
+        key = (parent, status, message, r.get("errno"), r.get("errno_name"),
                "driver" if status in _DRIVER_EVIDENCE else "none", slot["available"] if slot else None)
         v = made.get(key)  # inline of shared.verdict: this loop runs once per probe answer
         if v is None:

@@ -78,3 +78,24 @@ def test_gather_facts_through_facts_modules_and_local_facts(inv, tmp_path):
     assert got["local"] == json.loads((facts_dir / "vfio_mdev.fact").read_text())
     assert got["local"]["parents"]["0000:00:02.0"]["types"]["i915-GVTg_V5_4"]["migration"]["version"] \
         == "00028086-193b-i915-GVTg_V5_4"
+
+
+@pytest.mark.parametrize("setting, writes", [("false", False), ("no", False), ("true", True), ("yes", True)])
+def test_the_role_persists_only_when_asked_as_the_command_line_says_it(inv, tmp_path, setting, writes):
+    """``-e vfio_migration_persist_facts=false`` is the string "false": it must not write."""
+    facts_dir = tmp_path / "facts.d"
+    play = tmp_path / "play.yml"
+    play.write_text("""
+- name: The facts role with persisting set on the command line
+  hosts: gvtg
+  gather_facts: false
+  roles:
+    - role: vfio.migration.facts
+      vars:
+        vfio_migration_sysfs_root: "{{ tree }}"
+        vfio_migration_facts_dir: "%s"
+""" % facts_dir)
+    # key=value: a string, as an operator types it
+    proc = playbook(inv, str(play), extra_vars="vfio_migration_persist_facts=%s" % setting)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert (facts_dir / "vfio_mdev.fact").exists() is writes

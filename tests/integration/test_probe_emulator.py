@@ -137,6 +137,51 @@ def test_device_level_checks(target):
     assert by_parent(res, "dev-absent") == {None: ("missing_type", None)}
 
 
+COMPACT_KEYS = {"id", "parent", "status", "device", "errno", "errno_name", "message"}
+
+
+def test_a_compact_result_gives_the_matrix_the_same_verdicts(target):
+    """``compact: true`` (the matrix role's form) against the full result, for every kind of answer."""
+    from ansible_collections.vfio.migration.plugins.module_utils._probe import standard_message
+    from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix
+
+    checks = [
+        {"id": "gvt-same", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4},
+        {"id": "gvt-other", "mdev_type": "i915-GVTg_V5_4", "version": "00028086-193b-i915-GVTg_V5_2"},
+        {"id": "gvt-oldgen", "mdev_type": "i915-GVTg_V5_2", "version": "00028086-3e92-i915-GVTg_V5_2"},
+        {"id": "nv-2.2", "mdev_type": "nvidia-257", "version": NV % "2.2"},
+        {"id": "nv-3.0", "mdev_type": "nvidia-257", "version": NV % "3.0"},
+        {"id": "enodev", "mdev_type": "odd-enodev", "version": "x-1"},
+        {"id": "eio", "mdev_type": "odd-eio", "version": "e-1"},
+        {"id": "eacces", "mdev_type": "odd-eacces", "version": "a-1"},
+        {"id": "hang", "mdev_type": "odd-hang", "version": "h-1"},
+        {"id": "evil", "mdev_type": "odd-evil", "version": "v-1"},
+        {"id": "mtty", "mdev_type": "mtty-2", "version": "m-1"},
+        {"id": "nosuch", "mdev_type": "nvidia-999", "version": NV % "2.3"},
+        {"id": "vf", "mdev_type": "pci-15b3:101e", "version": VF_VERSION},
+        {"id": "dev", "mdev_type": "nvidia-257", "version": NV % "2.0", "device": DEV_UUID},
+    ]
+    full = probe(target, checks, timeout=1.5)["results"]
+    compact = probe(target, checks, timeout=1.5, compact=True)["results"]
+    assert [(r["id"], r["parent"]) for r in compact] == [(r["id"], r["parent"]) for r in full]
+    statuses = set()
+    for f, c in zip(full, compact):
+        statuses.add(f["status"])
+        assert set(c) <= COMPACT_KEYS, c
+        # the same answer, and nothing left out that a reader could not tell from the status and errno
+        assert {k: c.get(k) for k in COMPACT_KEYS - {"message"}} == {k: f[k] for k in COMPACT_KEYS - {"message"}}
+        assert c.get("message", standard_message(c["status"], c.get("errno_name"))) == f["message"], (f, c)
+        # a message is left out only where it is the status's own words
+        assert ("message" in c) == (f["message"] != standard_message(f["status"], f["errno_name"])), (f, c)
+    assert statuses == {"compatible", "incompatible", "unsupported", "error", "missing_type"}
+    assert len([c for c in compact if "message" not in c]) >= 8
+    # the controller makes the same verdicts of both
+    offered = {c["mdev_type"]: {} for c in checks}
+    type_of = {c["id"]: c["mdev_type"] for c in checks}
+    assert (_matrix._probed_verdicts(compact, offered, type_of, _matrix._Shared())
+            == _matrix._probed_verdicts(full, offered, type_of, _matrix._Shared()))
+
+
 def test_hung_driver_gives_error_not_a_hung_play(target):
     start = time.monotonic()
     res = probe(target, [{"id": "hang", "mdev_type": "odd-hang", "version": "h-1"},

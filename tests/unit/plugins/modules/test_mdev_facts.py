@@ -45,6 +45,13 @@ def test_persist_writes_the_fact_file_once(run_module, gvtg, tmp_path):
     assert os.listdir(facts_dir) == ["vfio_mdev.fact"]  # no temporary file left behind
 
 
+def test_persist_false_writes_nothing_even_with_a_directory(run_module, gvtg, tmp_path):
+    facts_dir = tmp_path / "facts.d"
+    result = run_module(mdev_facts.main, dict(gvtg, persist_dir=str(facts_dir), persist=False))
+    assert (result["failed"], result["changed"], result["fact_file"]) == (False, False, None)
+    assert not facts_dir.exists()
+
+
 def test_check_mode_says_it_would_write_and_writes_nothing(run_module, gvtg, tmp_path):
     facts_dir = tmp_path / "facts.d"
     result = run_module(mdev_facts.main, dict(gvtg, persist_dir=str(facts_dir), _ansible_check_mode=True))
