@@ -28,23 +28,38 @@ GATHER_STATE_VAR = "vfio_migration_gather_state"  # how gathering went, cached b
 NOT_IN_HOSTVARS = {"skipped": True, "msg": "not in hostvars"}
 
 
+def _unreadable(facts):
+    """Why facts say nothing about a host's devices (its sysfs_root could not be read), else None."""
+    errors = facts.get("errors") if isinstance(facts, dict) else None
+    for e in errors or []:
+        if isinstance(e, dict) and e.get("what") == "sysfs_root":
+            return "nothing could be read: sysfs_root %s: %s" % (e.get("path"), e.get("message") or e.get("errno_name"))
+    return None
+
+
 def gather_state(result, facts=None, cached=None):
     """How fact gathering went on a host: ``{state, reason}`` from its registered mdev_facts result.
 
     Without a registered result, the state a sliced run kept in the fact cache
     (``cached``) says it; failing that (facts gathered some other way, e.g.
     through ``facts_modules``), a host with ``vfio_mdev`` facts is ``ok``.
+    Facts whose sysfs root could not be read at all are ``failed``.
     """
     if not isinstance(result, dict):
         if isinstance(cached, dict) and cached.get("state") in ("ok", "unreachable", "failed", "unknown"):
             if cached["state"] != "ok" or facts:
                 return {"state": cached["state"], "reason": cached.get("reason")}
         if facts:
-            return {"state": "ok", "reason": None}
+            why = _unreadable(facts)
+            return {"state": "failed", "reason": why} if why else {"state": "ok", "reason": None}
         return {"state": "unknown", "reason": "facts were not gathered"}
     if result.get("unreachable"):
         return {"state": "unreachable", "reason": str(result.get("msg") or "host unreachable")[:500]}
     if FACTS_VAR in (result.get("ansible_facts") or {}):
+        # a missing or mistyped sysfs root lists no devices: that host is not known to have none
+        why = _unreadable(result["ansible_facts"][FACTS_VAR])
+        if why:
+            return {"state": "failed", "reason": why}
         if result.get("failed"):
             # discovery worked and its facts are usable; what failed after it (the fact file) is kept
             return {"state": "ok", "reason": "facts gathered, but the module failed: %s"

@@ -289,3 +289,24 @@ def test_the_documented_names_are_the_filters_defaults():
                     if p.name.endswith("_var")}
         assert defaults and {k: options[k]["default"] for k in defaults} == defaults, name
         assert set(o for o in options if o.endswith("_var")) == set(defaults), name
+
+
+def test_a_host_whose_sysfs_root_could_not_be_read_is_failed_not_empty():
+    """A mistyped or missing sysfs root lists no devices: the host is not known to have none."""
+    inputs = small_hosts()
+    hosts = sorted(inputs)
+    hostvars = _plain_hostvars(inputs)
+    facts = dict(hostvars["b"]["ansible_facts"]["vfio_mdev"], parents={}, devices={}, errors=[
+        {"errno": 2, "errno_name": "ENOENT", "message": "sysfs_root is not a directory", "path": "/nosuch/sys",
+         "what": "sysfs_root"}])
+    hostvars["b"][F.FACTS_RESULT_VAR] = {"changed": False, "ansible_facts": {"vfio_mdev": facts}}
+    hostvars["b"]["ansible_facts"] = {"vfio_mdev": facts}
+    reason = "nothing could be read: sysfs_root /nosuch/sys: sysfs_root is not a directory"
+    assert F.gather_states(hostvars, hosts)["b"] == {"state": "failed", "reason": reason}
+    # gathered some other way (facts_modules): the same
+    del hostvars["b"][F.FACTS_RESULT_VAR]
+    assert F.gather_states(hostvars, hosts)["b"] == {"state": "failed", "reason": reason}
+    matrix = F.compat_matrix(hostvars, hosts)
+    assert matrix["hosts"]["b"]["state"] == "failed"
+    into_b = [v for per in matrix["verdicts"].values() for t, vs in per.items() if t == "b" for v in vs]
+    assert into_b and {v["status"] for v in into_b} == {"unknown"}
