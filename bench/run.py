@@ -284,7 +284,7 @@ ALTERNATE_ECHO = """
         checks: "{{{{ vfio_migration_batches[inventory_hostname] }}}}"
         results_file: {results}
       register: bench_echo_result
-      when: vfio_migration_batches[inventory_hostname] | default([]) | length > 0
+      when: vfio_migration_batches.get(inventory_hostname, []) != []
       ignore_unreachable: true
       failed_when: false
 """
@@ -312,11 +312,14 @@ def _dense_checks():
 
 
 def stored_probe_results(hostdir_sys, checks, path):
-    """Run the probe core once on one host's tree with ``checks``; keep its results in ``path``."""
+    """Run the probe core once on one host's tree with ``checks``; keep its results in ``path``.
+
+    The results are compact, the form the matrix role asks for.
+    """
     from bench import importable
     importable()
     from ansible_collections.vfio.migration.plugins.module_utils._probe import Prober  # pylint: disable=import-outside-toplevel
-    results = Prober(hostdir_sys, allow_non_sysfs=True, timeout=5).run(checks)
+    results = Prober(hostdir_sys, allow_non_sysfs=True, timeout=5).run(checks, compact=True)
     with open(path, "w") as f:
         json.dump(results, f)
     return path

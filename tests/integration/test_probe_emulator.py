@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from ansible_collections.vfio.migration.plugins.module_utils._probe import standard_message
+from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix
 from tests.ansible_runner import adhoc, write_inventory
 from tests.emulator.mount import EmulatorMount, fuse_unavailable
 from tests.fixtures import sysfs_builder as B
@@ -79,23 +81,27 @@ def by_parent(result, check_id):
     return {r["parent"]: (r["status"], r["errno_name"]) for r in result["results"] if r["id"] == check_id}
 
 
+# one check for every rule of the emulated drivers, and for what is decided without a write
+EVERY_RULE = [
+    {"id": "gvt-same", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4},
+    {"id": "gvt-other", "mdev_type": "i915-GVTg_V5_4", "version": "00028086-193b-i915-GVTg_V5_2"},
+    {"id": "gvt-oldgen", "mdev_type": "i915-GVTg_V5_2", "version": "00028086-3e92-i915-GVTg_V5_2"},
+    {"id": "nv-2.2", "mdev_type": "nvidia-257", "version": NV % "2.2"},
+    {"id": "nv-3.0", "mdev_type": "nvidia-257", "version": NV % "3.0"},
+    {"id": "enodev", "mdev_type": "odd-enodev", "version": "x-1"},
+    {"id": "slow", "mdev_type": "odd-slow", "version": "s-1"},
+    {"id": "eio", "mdev_type": "odd-eio", "version": "e-1"},
+    {"id": "eacces", "mdev_type": "odd-eacces", "version": "a-1"},
+    {"id": "mtty", "mdev_type": "mtty-2", "version": "m-1"},
+    {"id": "nosuch", "mdev_type": "nvidia-999", "version": NV % "2.3"},
+    {"id": "vf", "mdev_type": "pci-15b3:101e", "version": VF_VERSION},
+    {"id": "vf-newer", "mdev_type": "pci-15b3:101e", "version": "000215b3-mlx5-cx7-1.7"},
+]
+
+
 def test_every_vendor_rule_gives_its_verdict(target):
     before = len(target["emu"].writes())
-    res = probe(target, [
-        {"id": "gvt-same", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4},
-        {"id": "gvt-other", "mdev_type": "i915-GVTg_V5_4", "version": "00028086-193b-i915-GVTg_V5_2"},
-        {"id": "gvt-oldgen", "mdev_type": "i915-GVTg_V5_2", "version": "00028086-3e92-i915-GVTg_V5_2"},
-        {"id": "nv-2.2", "mdev_type": "nvidia-257", "version": NV % "2.2"},
-        {"id": "nv-3.0", "mdev_type": "nvidia-257", "version": NV % "3.0"},
-        {"id": "enodev", "mdev_type": "odd-enodev", "version": "x-1"},
-        {"id": "slow", "mdev_type": "odd-slow", "version": "s-1"},
-        {"id": "eio", "mdev_type": "odd-eio", "version": "e-1"},
-        {"id": "eacces", "mdev_type": "odd-eacces", "version": "a-1"},
-        {"id": "mtty", "mdev_type": "mtty-2", "version": "m-1"},
-        {"id": "nosuch", "mdev_type": "nvidia-999", "version": NV % "2.3"},
-        {"id": "vf", "mdev_type": "pci-15b3:101e", "version": VF_VERSION},
-        {"id": "vf-newer", "mdev_type": "pci-15b3:101e", "version": "000215b3-mlx5-cx7-1.7"},
-    ])
+    res = probe(target, EVERY_RULE)
     assert res["changed"] is False and "msg" not in res, res
     assert by_parent(res, "gvt-same") == {"0000:00:02.0": ("compatible", None)}
     assert by_parent(res, "gvt-other") == {"0000:00:02.0": ("incompatible", "EINVAL")}
@@ -142,23 +148,9 @@ COMPACT_KEYS = {"id", "parent", "status", "device", "errno", "errno_name", "mess
 
 def test_a_compact_result_gives_the_matrix_the_same_verdicts(target):
     """``compact: true`` (the matrix role's form) against the full result, for every kind of answer."""
-    from ansible_collections.vfio.migration.plugins.module_utils._probe import standard_message
-    from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix
-
-    checks = [
-        {"id": "gvt-same", "mdev_type": "i915-GVTg_V5_4", "version": GVT_4},
-        {"id": "gvt-other", "mdev_type": "i915-GVTg_V5_4", "version": "00028086-193b-i915-GVTg_V5_2"},
-        {"id": "gvt-oldgen", "mdev_type": "i915-GVTg_V5_2", "version": "00028086-3e92-i915-GVTg_V5_2"},
-        {"id": "nv-2.2", "mdev_type": "nvidia-257", "version": NV % "2.2"},
-        {"id": "nv-3.0", "mdev_type": "nvidia-257", "version": NV % "3.0"},
-        {"id": "enodev", "mdev_type": "odd-enodev", "version": "x-1"},
-        {"id": "eio", "mdev_type": "odd-eio", "version": "e-1"},
-        {"id": "eacces", "mdev_type": "odd-eacces", "version": "a-1"},
+    checks = EVERY_RULE + [
         {"id": "hang", "mdev_type": "odd-hang", "version": "h-1"},
         {"id": "evil", "mdev_type": "odd-evil", "version": "v-1"},
-        {"id": "mtty", "mdev_type": "mtty-2", "version": "m-1"},
-        {"id": "nosuch", "mdev_type": "nvidia-999", "version": NV % "2.3"},
-        {"id": "vf", "mdev_type": "pci-15b3:101e", "version": VF_VERSION},
         {"id": "dev", "mdev_type": "nvidia-257", "version": NV % "2.0", "device": DEV_UUID},
     ]
     full = probe(target, checks, timeout=1.5)["results"]

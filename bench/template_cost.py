@@ -1,0 +1,118 @@
+"""What a task's templates cost each host's worker: CPU of templating in a freshly forked process.
+
+    .venv/bin/python bench/template_cost.py            # 30 forks per case
+    .venv/bin/python bench/template_cost.py --repeat 100 --json
+
+ansible-playbook forks one worker per host and task, and ansible-core keeps no
+compiled template: every worker compiles each template of its task again, in a
+process whose memory is copied page by page as it is touched. This bench forks
+a process that has templated once already (as the main process has) and times,
+in each child, the templates a case names: the probe task's and the gathering
+task's arguments and conditions as the roles write them, and earlier forms of
+them, with the batch of a dense fleet (48 checks per target, 200 targets).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+def role_task(path, action):
+    """``(templates, conditional)`` of the task running ``action`` in a role's task file, as written there."""
+    import yaml  # pylint: disable=import-outside-toplevel
+    with open(os.path.join(REPO, path)) as f:
+        tasks = yaml.safe_load(f)
+    task = next(t for t in tasks if action in t)
+    templates = [v for v in task[action].values() if isinstance(v, str) and "{{" in v]
+    return templates, task.get("when")
+
+
+PROBE_ARGS, PROBE_WHEN = role_task("roles/matrix/tasks/probe.yml", "vfio.migration.migration_probe")
+GATHER_ARGS, dummy = role_task("roles/facts/tasks/main.yml", "vfio.migration.mdev_facts")
+GATHER_BEFORE = [t for t in GATHER_ARGS if "persist" not in t and "facts_dir" not in t] + [
+    "{{ vfio_migration_facts_dir if vfio_migration_persist_facts | bool else omit }}"]
+
+# (label, templates, conditional)
+CASES = [
+    ("probe: arguments and when, as the role has them", PROBE_ARGS, PROBE_WHEN),
+    ("probe: the same, when with two filters (before)", PROBE_ARGS,
+     "vfio_migration_batches[inventory_hostname] | default([]) | length > 0"),
+    ("gathering: arguments, as the role has them", GATHER_ARGS, None),
+    ("gathering: persist_dir through the bool filter (before)", GATHER_BEFORE, None),
+    ("one template, no filter", ["{{ vfio_migration_probe_timeout }}"], None),
+    ("one conditional, no filter", [], "inventory_hostname in vfio_migration_batches"),
+]
+
+
+def variables(targets=200, checks=48):
+    batch = [{"id": "c%d" % j, "mdev_type": "nvidia-%d" % (256 + j % 4), "version": "v-%d" % j} for j in range(checks)]
+    return {
+        "inventory_hostname": "h1", "vfio_migration_batches": {"h%d" % i: batch for i in range(targets)},
+        "ansible_facts": {"vfio_mdev": {"sysfs_root": "/sys"}}, "vfio_migration_allow_non_sysfs": False,
+        "vfio_migration_probe_timeout": 10, "vfio_migration_sysfs_root": "/sys", "vfio_migration_host_root": "/",
+        "vfio_migration_use_udev": True, "vfio_migration_check_vfio_capability": "auto",
+        "vfio_migration_query_qemu": True, "vfio_migration_persist_facts": True,
+        "vfio_migration_facts_dir": "/etc/ansible/facts.d",
+    }
+
+
+def measure(repeat=30):
+    """``{label: median CPU ms}`` of each case, each run in ``repeat`` forked children."""
+    from ansible.template import Templar, trust_as_template  # pylint: disable=import-outside-toplevel
+    templar = Templar(loader=None, variables=variables())
+    # the main process has templated before it forks (play names, hosts patterns)
+    templar.template(trust_as_template("{{ inventory_hostname }}"))
+    templar.evaluate_conditional(trust_as_template("inventory_hostname is defined"))
+    out = {}
+    for label, templates, conditional in CASES:
+        times = []
+        for dummy in range(repeat):
+            rfd, wfd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child reports through the pipe
+                try:
+                    t0 = time.process_time()
+                    for source in templates:
+                        templar.template(trust_as_template(source))
+                    if conditional:
+                        templar.evaluate_conditional(trust_as_template(conditional))
+                    os.write(wfd, repr(time.process_time() - t0).encode())
+                finally:
+                    os._exit(0)  # pylint: disable=protected-access
+            os.close(wfd)
+            with os.fdopen(rfd, "rb") as f:
+                got = f.read()
+            os.waitpid(pid, 0)
+            if not got:
+                raise SystemExit("case %r failed in the child" % label)
+            times.append(float(got))
+        out[label] = round(statistics.median(times) * 1000, 2)
+    return out
+
+
+def markdown(res, repeat):
+    lines = ["CPU of templating in a freshly forked worker (median of %d forks):" % repeat, "",
+             "| case | ms |", "|---|---:|"]
+    lines += ["| %s | %.2f |" % (label, ms) for label, ms in res.items()]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
+    ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    res = measure(args.repeat)
+    print(json.dumps(res, indent=1) if args.json else markdown(res, args.repeat))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
