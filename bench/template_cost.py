@@ -24,6 +24,7 @@ REPO = os.path.dirname(HERE)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
+
 def role_task(path, action):
     """``(templates, conditional)`` of the task running ``action`` in a role's task file, as written there."""
     import yaml  # pylint: disable=import-outside-toplevel
