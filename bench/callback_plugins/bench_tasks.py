@@ -15,7 +15,9 @@ controller's main process alone (the strategy, templating for the queue,
 result handling, callbacks) is ``controller_cpu``. Finished workers are reaped at each
 boundary (``multiprocessing.active_children()``), so a task's processes are
 counted with it; a worker still exiting at the boundary counts with the next
-task. Other people's processes on the machine do not count, which makes CPU
+task. ``controller_rss_mib`` is the main process's resident size when the task
+starts: every worker is a fork of it, and a fork costs in proportion (page
+tables copied, then torn down). Other people's processes on the machine do not count, which makes CPU
 ratios steadier than wall-time ratios on a shared machine. Under
 ``ansible_connection: ssh`` the module processes are the sshd's children,
 not the controller's: ``cpu`` then holds the controller side only.
@@ -71,6 +73,17 @@ class CallbackModule(CallbackBase):
                 pass
         return t.user + t.system + t.children_user + t.children_system, emulator, t.user + t.system
 
+    @staticmethod
+    def _rss_mib():
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return round(int(line.split()[1]) / 1024.0, 1)
+        except (OSError, ValueError):
+            pass
+        return None
+
     def _close(self):
         if self.current is not None:
             self.current["seconds"] = round(time.monotonic() - self.current.pop("_start"), 4)
@@ -87,7 +100,7 @@ class CallbackModule(CallbackBase):
         self.seen.add(task._uuid)
         self._close()
         self.current = {"name": task.get_name(), "action": task.action, "run_once": bool(task.run_once),
-                        "_start": time.monotonic(), "_cpu": self._cpu()}
+                        "controller_rss_mib": self._rss_mib(), "_start": time.monotonic(), "_cpu": self._cpu()}
 
     def v2_playbook_on_handler_task_start(self, task):
         self.v2_playbook_on_task_start(task, False)
