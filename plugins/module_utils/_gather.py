@@ -13,8 +13,8 @@ import os
 
 from ansible_collections.vfio.migration.plugins.module_utils import _libvirt
 from ansible_collections.vfio.migration.plugins.module_utils import _vfio
-from ansible_collections.vfio.migration.plugins.module_utils._sysfs import (
-    SCHEMA_VERSION, Sysfs, host_stack, vendor_vgpus,
+from ansible_collections.vfio.migration.plugins.module_utils._inventory import (
+    SCHEMA_VERSION, Inventory, host_stack, vendor_vgpus,
 )
 
 # Optional: hwdb vendor and model names of parents (``use_udev``). Hosts without
@@ -131,7 +131,7 @@ def add_udev_names(parents, physical):
 
 def gather(root="/sys", use_udev=True, host_root="/", run=None, check_vfio_capability="auto", run_timed=None):
     """Collect ``vfio_mdev`` facts below ``root`` (and the host stack below ``host_root``)."""
-    fs = Sysfs(root)
+    fs = Inventory(root)
     facts = {"schema_version": SCHEMA_VERSION, "sysfs_root": fs.root}
     if not os.path.isdir(fs.root):
         facts.update(parents={}, devices={}, physical={}, udev=False, vendor_vgpu={"pfs": {}, "vfs": {}},

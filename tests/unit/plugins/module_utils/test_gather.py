@@ -6,7 +6,7 @@ import os
 import pytest
 
 from ansible_collections.vfio.migration.plugins.module_utils._gather import gather
-from ansible_collections.vfio.migration.plugins.module_utils._sysfs import SCHEMA_VERSION
+from ansible_collections.vfio.migration.plugins.module_utils._inventory import SCHEMA_VERSION
 
 
 @pytest.fixture(scope="module")
