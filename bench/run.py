@@ -281,10 +281,9 @@ ALTERNATE_PAIR = """
 ALTERNATE_ECHO = """
     - name: The probe's batch in and stored probe results out, nothing done, turn {k}
       bench_probe_echo:
-        checks: "{{{{ vfio_migration_batches[inventory_hostname] }}}}"
+        checks: "{{{{ vfio_migration_batches.get(inventory_hostname, []) }}}}"
         results_file: {results}
       register: bench_echo_result
-      when: vfio_migration_batches.get(inventory_hostname, []) != []
       ignore_unreachable: true
       failed_when: false
 """

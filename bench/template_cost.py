@@ -40,10 +40,17 @@ GATHER_ARGS, dummy = role_task("roles/facts/tasks/main.yml", "vfio.migration.mde
 GATHER_BEFORE = [t for t in GATHER_ARGS if "persist" not in t and "facts_dir" not in t] + [
     "{{ vfio_migration_facts_dir if vfio_migration_persist_facts | bool else omit }}"]
 
+# the probe task before its action skipped an empty batch: a per-host conditional, and arguments
+# that could name the facts directly
+PROBE_ARGS_BEFORE = ["{{ vfio_migration_batches[inventory_hostname] }}", "{{ ansible_facts.vfio_mdev.sysfs_root }}",
+                     "{{ vfio_migration_allow_non_sysfs }}", "{{ vfio_migration_probe_timeout }}"]
+
 # (label, templates, conditional)
 CASES = [
-    ("probe: arguments and when, as the role has them", PROBE_ARGS, PROBE_WHEN),
-    ("probe: the same, when with two filters (before)", PROBE_ARGS,
+    ("probe: arguments (and when), as the role has them", PROBE_ARGS, PROBE_WHEN),
+    ("probe: arguments and a when without filters (before)", PROBE_ARGS_BEFORE,
+     "vfio_migration_batches.get(inventory_hostname, []) != []"),
+    ("probe: the same, when with two filters (before that)", PROBE_ARGS_BEFORE,
      "vfio_migration_batches[inventory_hostname] | default([]) | length > 0"),
     ("gathering: arguments, as the role has them", GATHER_ARGS, None),
     ("gathering: persist_dir through the bool filter (before)", GATHER_BEFORE, None),

@@ -6,6 +6,7 @@ are checked per parent, and the emulator's write log proves what was and was
 not written.
 """
 
+import json
 import os
 import time
 
@@ -13,7 +14,7 @@ import pytest
 
 from ansible_collections.vfio.migration.plugins.module_utils._probe import standard_message
 from ansible_collections.vfio.migration.plugins.plugin_utils import _matrix
-from tests.ansible_runner import adhoc, write_inventory
+from tests.ansible_runner import adhoc, playbook, write_inventory
 from tests.emulator.mount import EmulatorMount, fuse_unavailable
 from tests.fixtures import sysfs_builder as B
 
@@ -65,16 +66,16 @@ def target(tmp_path_factory):
         yield {"inv": inv, "emu": emu, "root": str(mnt / "target" / "sys")}
 
 
-def probe_run(target, checks, check_mode=False, **opts):
+def probe_run(target, checks, check_mode=False, env=None, **opts):
     """Run the module; return ``(result, completed_process)``."""
     args = dict({"sysfs_root": target["root"], "allow_non_sysfs": True, "checks": checks}, **opts)
-    results, proc = adhoc(target["inv"], "vfio.migration.migration_probe", args, check=check_mode)
+    results, proc = adhoc(target["inv"], "vfio.migration.migration_probe", args, check=check_mode, env=env)
     return results["target"], proc
 
 
-def probe(target, checks, check_mode=False, **opts):
+def probe(target, checks, check_mode=False, env=None, **opts):
     """Run the module; return its result."""
-    return probe_run(target, checks, check_mode, **opts)[0]
+    return probe_run(target, checks, check_mode, env, **opts)[0]
 
 
 def by_parent(result, check_id):
@@ -153,8 +154,16 @@ def test_a_compact_result_gives_the_matrix_the_same_verdicts(target):
         {"id": "evil", "mdev_type": "odd-evil", "version": "v-1"},
         {"id": "dev", "mdev_type": "nvidia-257", "version": NV % "2.0", "device": DEV_UUID},
     ]
-    full = probe(target, checks, timeout=1.5)["results"]
-    compact = probe(target, checks, timeout=1.5, compact=True)["results"]
+    # (the invocation is in a callback's result at -vvv)
+    full_result = probe(target, checks, timeout=1.5, env={"ANSIBLE_VERBOSITY": "3"})
+    compact_result = probe(target, checks, timeout=1.5, compact=True, env={"ANSIBLE_VERBOSITY": "3"})
+    full, compact = full_result["results"], compact_result["results"]
+    # the invocation names each check by its id; every other argument is as given
+    full_args, compact_args = full_result["invocation"]["module_args"], compact_result["invocation"]["module_args"]
+    assert full_args["checks"][0] == dict(checks[0], parent=None, device=None)
+    assert compact_args["checks"] == [c["id"] for c in checks]
+    assert {k: v for k, v in compact_args.items() if k not in ("checks", "compact")} == \
+        {k: v for k, v in full_args.items() if k not in ("checks", "compact")}
     assert [(r["id"], r["parent"]) for r in compact] == [(r["id"], r["parent"]) for r in full]
     statuses = set()
     for f, c in zip(full, compact):
@@ -172,6 +181,28 @@ def test_a_compact_result_gives_the_matrix_the_same_verdicts(target):
     type_of = {c["id"]: c["mdev_type"] for c in checks}
     assert (_matrix._probed_verdicts(compact, offered, type_of, _matrix._Shared())
             == _matrix._probed_verdicts(full, offered, type_of, _matrix._Shared()))
+
+
+def test_an_empty_batch_is_skipped_without_asking_the_host(target, tmp_path):
+    """No checks: the action skips the task on the controller; the host is not even reached."""
+    gone = write_inventory(str(tmp_path / "gone.json"), {"target": {
+        "ansible_python_interpreter": "/nonexistent/python3"}})
+    args = {"sysfs_root": target["root"], "allow_non_sysfs": True}
+    # (the tree callback of adhoc() writes nothing for a skipped host: a play keeps the registered result)
+    out = tmp_path / "skipped.json"
+    play = tmp_path / "play.yml"
+    play.write_text(json.dumps([{"hosts": "all", "gather_facts": False, "tasks": [
+        {"vfio.migration.migration_probe": dict(args, checks=[]), "register": "r"},
+        {"ansible.builtin.copy": {"content": "{{ r | to_json }}", "dest": str(out)}, "delegate_to": "localhost",
+         "vars": {"ansible_python_interpreter": os.environ["ANSIBLE_PYTHON_INTERPRETER"]}}]}]))
+    proc = playbook(gone, str(play))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    skipped = json.loads(out.read_text())
+    assert skipped.get("skipped") is True and "results" not in skipped, skipped
+    assert "no checks" in skipped["skip_reason"]
+    # the same host with a check: the module is run, and its interpreter is not there
+    ran = adhoc(gone, "vfio.migration.migration_probe", dict(args, checks=EVERY_RULE[:1]))[0]["target"]
+    assert not ran.get("skipped") and "/nonexistent/python3" in json.dumps(ran), ran
 
 
 def test_hung_driver_gives_error_not_a_hung_play(target):

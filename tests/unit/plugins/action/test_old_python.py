@@ -25,7 +25,8 @@ from tests.conftest import COLLECTIONS, ansible_bin
 pytestmark = pytest.mark.ansible
 
 MODULES = {"mdev_facts": {"sysfs_root": "/nonexistent", "use_udev": False, "query_qemu": False},
-           "migration_probe": {"checks": [], "sysfs_root": "/nonexistent"}}
+           # one check: an empty batch is skipped on the controller, and the host never asked
+           "migration_probe": {"checks": [{"id": "c", "mdev_type": "t", "version": "v"}], "sysfs_root": "/nonexistent"}}
 
 STAND_IN = """#!/bin/sh
 # Answers like a Python 2.7 would: ansible-core 2.19's module wrapper does not parse, -c code runs.
