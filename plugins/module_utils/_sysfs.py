@@ -211,6 +211,7 @@ class Sysfs(object):
                                                "message": problem, "means": _errno.UNSUPPORTED}}
         return {"version": data.rstrip(b"\n").decode("ascii"), "error": None}
 
+
 def physical_type(fn):
     """The "type" of a physical function (2020 `migration/self` proposal: a signature standing in
     for the mdev type): its PCI vendor and device ids."""
