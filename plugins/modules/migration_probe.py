@@ -87,7 +87,7 @@ options:
       - The result's C(invocation) (what the module was called with, shown at C(-vvv))
         names each check by its C(id) instead of repeating the whole check, which every
         result entry already names.
-      - For a batch of 48 checks the result is a fifth of the size, less for the worker and
+      - For a batch of 48 checks the result is under a quarter of the size, less for the worker and
         the controller to take in on every target.
     type: bool
     default: false
