@@ -7,7 +7,11 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    """Options of the filters that read C(hostvars): which hosts, and under which names each host's results are."""
+    """Options of the plugins that read C(hostvars): which hosts, and under which names each host's results are.
+
+    The filters take DOCUMENTATION (C(hostvars) and the hosts) and RESULTS; the compat_matrix
+    action, which reads the play's C(hostvars) itself, takes RESULTS and PROBE.
+    """
 
     DOCUMENTATION = r"""
 options:
@@ -24,6 +28,10 @@ options:
     type: list
     elements: str
     required: true
+"""
+
+    RESULTS = r"""
+options:
   facts_result_var:
     description:
       - The variable holding each host's registered M(vfio.migration.mdev_facts) result, which says how gathering

@@ -239,6 +239,28 @@ READ = """
              | to_json }}
       delegate_to: localhost
       run_once: true
+
+    - name: The same matrix from the compat_matrix action, registered
+      vfio.migration.compat_matrix:
+        facts_result_var: my_facts
+        probe_result_var: my_probe
+        gather_state_var: my_state
+      register: action_matrix
+      run_once: true
+
+    - name: A policy with an unknown key fails the action, naming it
+      vfio.migration.compat_matrix:
+        policy: {driver_versions: any}
+      register: bad_policy
+      ignore_errors: true
+      run_once: true
+
+    - ansible.builtin.copy:
+        dest: "{{ out }}.action"
+        mode: "0644"
+        content: "{{ {'matrix': action_matrix, 'bad_policy': bad_policy} | to_json }}"
+      delegate_to: localhost
+      run_once: true
 """
 
 
@@ -268,6 +290,14 @@ def test_ansible_playbook_reads_a_registered_host_and_a_cached_host_in_one_call(
     assert {h: s["state"] for h, s in got["matrix"]["hosts"].items()} == {"fast": "ok", "slow": "ok"}
     assert got["matrix"]["hosts"]["slow"]["reason"] == "kept in the cache by run 1"
     assert sorted(got["versions"]) == ["fast", "slow"]
+    # the action builds the same matrix, both ways of reading included; registering adds Ansible's two keys
+    action = json.loads((tmp_path / "out.json.action").read_text())
+    registered = action["matrix"]
+    assert registered.pop("changed") is False and registered.pop("failed") is False
+    assert registered == got["matrix"]
+    bad = action["bad_policy"]
+    assert bad["failed"] is True and "schema_version" not in bad
+    assert bad["msg"].startswith("vfio.migration.compat_matrix: bad policy: ") and "driver_versions" in bad["msg"]
 
 
 @pytest.mark.ansible
@@ -289,6 +319,15 @@ def test_the_documented_names_are_the_filters_defaults():
                     if p.name.endswith("_var")}
         assert defaults and {k: options[k]["default"] for k in defaults} == defaults, name
         assert set(o for o in options if o.endswith("_var")) == set(defaults), name
+    # the compat_matrix action documents the same names and defaults as the filter it runs
+    from ansible_collections.vfio.migration.plugins.action import compat_matrix as A
+    proc = subprocess.run([ansible_bin("ansible-doc"), "-t", "module", "--json", "vfio.migration.compat_matrix"],
+                          env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS), capture_output=True, text=True,
+                          timeout=300, check=True)
+    options = json.loads(proc.stdout)["vfio.migration.compat_matrix"]["doc"]["options"]
+    assert set(options) == set(A.ARGUMENT_SPEC)
+    for name, spec in A.ARGUMENT_SPEC.items():
+        assert options[name].get("default") == spec.get("default") and options[name]["type"] == spec["type"], name
 
 
 def test_a_host_whose_sysfs_root_could_not_be_read_is_failed_not_empty():

@@ -1,0 +1,59 @@
+# -*- coding: utf-8 -*-
+# Copyright: vfio.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Assembles the compatibility matrix on the controller, as its own result (documentation: modules/compat_matrix.py).
+
+The same matrix as the ``vfio.migration.compat_matrix`` filter, built by the
+same code. The difference is how it reaches the play: a ``set_fact`` of the
+filter makes ansible-core 2.19 finalize the filter's result element by element
+in the task's worker (most of that task's time: tens of seconds for a
+1,000-host matrix of a million values), while an action's result is taken as
+it is, and ``register`` keeps it.
+"""
+
+from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.vfio.migration.plugins.filter import matrix as F
+from ansible_collections.vfio.migration.plugins.plugin_utils._data import plain
+
+NAME = "vfio.migration.compat_matrix"
+
+ARGUMENT_SPEC = {
+    "hosts": {"type": "list", "elements": "str"},
+    "policy": {"type": "dict"},
+    "facts_result_var": {"type": "str", "default": F.FACTS_RESULT_VAR},
+    "probe_result_var": {"type": "str", "default": F.PROBE_RESULT_VAR},
+    "gather_state_var": {"type": "str", "default": F.GATHER_STATE_VAR},
+}
+
+
+class ActionModule(ActionBase):
+    """Builds the matrix from the play's ``hostvars``; connects to no host."""
+
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _supports_check_mode = True
+    _supports_async = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp  # tmp no longer has any effect
+        dummy, args = self.validate_argument_spec(ARGUMENT_SPEC)
+        task_vars = task_vars or {}
+        hosts = args["hosts"]
+        if hosts is None:
+            hosts = plain(task_vars.get("ansible_play_hosts_all")) or []
+        try:
+            matrix = F.compat_matrix(task_vars.get("hostvars") or {}, hosts, args["policy"],
+                                     facts_result_var=args["facts_result_var"],
+                                     probe_result_var=args["probe_result_var"],
+                                     gather_state_var=args["gather_state_var"])
+        except AnsibleError as exc:  # the filter's message starts with the filter's name
+            message = str(exc.message)
+            if message.startswith("compat_matrix: "):
+                message = message[len("compat_matrix: "):]
+            raise AnsibleActionFail("%s: %s" % (NAME, message)) from exc
+        result.update(matrix)
+        result["changed"] = False
+        return result
