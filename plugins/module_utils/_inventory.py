@@ -27,6 +27,8 @@ from ansible_collections.vfio.migration.plugins.module_utils._sysfs import (
 )
 
 SCHEMA_VERSION = 1
+# what read_text gives for an attribute that is not there, where absent and unreadable differ
+ABSENT = object()
 
 
 class Inventory(Sysfs):
@@ -130,7 +132,7 @@ class Inventory(Sysfs):
         for p in (os.path.join(devdir, "driver", "module", "version"),
                   self.path("module", driver or "", "version") if driver else None,
                   self.path("module", (driver or "").replace("-", "_"), "version") if driver else None):
-            if p and os.path.exists(p):
+            if p:
                 v = self.read_text(p)
                 if v:
                     return v.strip()
@@ -139,19 +141,19 @@ class Inventory(Sysfs):
     def identity(self, devdir):
         """PCI ids, driver, module version, NUMA node of a device directory."""
         ident = {"path": devdir, "bus": self.link_name(os.path.join(devdir, "subsystem"))}
+        # each attribute read without a stat first: on a real host one syscall less, through FUSE one round trip
         for key in ("vendor", "device", "subsystem_vendor", "subsystem_device", "class", "revision"):
-            p = os.path.join(devdir, key)
-            if os.path.exists(p):
-                ident[key] = (self.read_text(p) or "").strip() or None
+            text = self.read_text(os.path.join(devdir, key), missing=ABSENT)
+            if text is not ABSENT:
+                ident[key] = (text or "").strip() or None
         driver = self.link_name(os.path.join(devdir, "driver"))
         ident["driver"] = driver
         ident["driver_version"] = self.module_version(devdir, driver)
-        numa = os.path.join(devdir, "numa_node")
-        ident["numa_node"] = self.read_int(numa) if os.path.exists(numa) else None
-        if ident["bus"] == "css" or os.path.exists(os.path.join(devdir, "type")) and ident["bus"] != "pci":
-            st = os.path.join(devdir, "type")
-            if os.path.exists(st):
-                ident["subchannel_type"] = (self.read_text(st) or "").strip() or None
+        ident["numa_node"] = self.read_int(os.path.join(devdir, "numa_node"))
+        if ident["bus"] != "pci":  # a subchannel (css) says its type
+            text = self.read_text(os.path.join(devdir, "type"), missing=ABSENT)
+            if text is not ABSENT:
+                ident["subchannel_type"] = (text or "").strip() or None
         group = self.link_name(os.path.join(devdir, "iommu_group"))
         if group is not None:
             ident["iommu_group"] = group
@@ -162,8 +164,7 @@ class Inventory(Sysfs):
     def mdev_type(self, typedir):
         t = {}
         for key in ("name", "description", "device_api"):
-            p = os.path.join(typedir, key)
-            t[key] = self.read_text(p) if os.path.exists(p) else None
+            t[key] = self.read_text(os.path.join(typedir, key))
         t["available_instances"] = self.read_int(os.path.join(typedir, "available_instances"))
         t["devices"] = [d for d in self.listdir(os.path.join(typedir, "devices")) if UUID_RE.match(d)]
         t["migration"] = self.migration(typedir)
@@ -245,8 +246,9 @@ def vendor_vgpus(fs):
     for bdf in fs.listdir(base, "list pci devices"):
         devdir = os.path.join(base, bdf)
         vdir = os.path.join(devdir, "nvidia")
-        if os.path.isfile(os.path.join(vdir, "creatable_vgpu_types")):
-            creatable = parse_vgpu_types(fs.read_text(os.path.join(vdir, "creatable_vgpu_types")))
+        text = fs.read_text(os.path.join(vdir, "creatable_vgpu_types"), missing=ABSENT)
+        if text is not ABSENT:
+            creatable = parse_vgpu_types(text)
             current_id = fs.read_int(os.path.join(vdir, "current_vgpu_type"))
             names = dict((t["id"], t["name"]) for t in creatable)
             current = None

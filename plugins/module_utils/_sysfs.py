@@ -89,17 +89,19 @@ class Sysfs(object):
         except OSError as exc:
             return None, _errno.error_record(exc, path)
 
-    def read_text(self, path, limit=ATTR_READ_MAX, quiet_missing=True):
+    def read_text(self, path, limit=ATTR_READ_MAX, quiet_missing=True, missing=None):
         """Read a text attribute; trailing newlines removed, bounded in size.
 
-        Missing files give ``None`` silently (optional attributes); any other
-        failure is recorded in :attr:`problems` and gives ``None``.
+        Missing files give ``missing`` (``None`` unless told) silently: optional
+        attributes are read without a stat first. Any other failure is recorded
+        in :attr:`problems` and gives ``None``.
         """
         data, err = self.read_raw(path, limit)
         if err is not None:
-            if not (quiet_missing and err["errno"] == errno.ENOENT):
-                err["what"] = "read"
-                self.problems.append(err)
+            if quiet_missing and err["errno"] == errno.ENOENT:
+                return missing
+            err["what"] = "read"
+            self.problems.append(err)
             return None
         truncated = len(data) > limit
         text = data[:limit].decode("utf-8", "replace").rstrip("\n")

@@ -34,9 +34,17 @@ def calls(monkeypatch):
         seen["readlink"][os.fspath(path)] += 1
         return real_readlink(path, *args, **kwargs)
 
+    real_stat = os.stat
+
+    def counted_stat(path, *args, **kwargs):
+        seen["stat"][os.fspath(path)] += 1
+        return real_stat(path, *args, **kwargs)
+
+    seen["stat"] = collections.Counter()
     monkeypatch.setattr(os, "open", counted_open)
     monkeypatch.setattr(os, "read", counted_read)
     monkeypatch.setattr(os, "readlink", counted_readlink)
+    monkeypatch.setattr(os, "stat", counted_stat)
     return seen
 
 
@@ -53,6 +61,11 @@ def test_each_attribute_is_one_read_and_each_link_one_readlink(fixture_trees, ca
     assert {p: calls["read"][p] for p in sysfs_opens} == {p: 1 for p in sysfs_opens}
     assert {p: n for p, n in sysfs_opens.items() if n > 1} == {}
     assert {p: n for p, n in calls["readlink"].items() if n > 1} == {}
+    # an optional attribute is opened, not looked at first: its absence is the open's ENOENT (a stat
+    # tells apart only the two layouts of migration/self and compatible, and an SR-IOV PF)
+    looked_at = {p for p in set(calls["stat"]) & set(sysfs_opens)
+                 if not (os.path.basename(os.path.dirname(p)) == "migration" or p.endswith("/sriov_totalvfs"))}
+    assert sorted(looked_at) == []
 
 
 def test_two_gpus_on_one_driver_read_its_module_version_once(fixture_trees, calls):
@@ -103,3 +116,17 @@ def test_pyudev_is_imported_only_to_name_devices_of_the_real_sys(fixture_trees):
     out = subprocess.run([sys.executable, "-c", code, hostdir], check=True, capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
     assert out.stdout.strip() == "False"
+
+
+def test_an_absent_attribute_is_left_out_and_an_unreadable_one_is_none_with_a_problem(tmp_path):
+    """Reading without a stat first keeps the difference: absent is no key, unreadable is None and noted."""
+    from ansible_collections.vfio.migration.plugins.module_utils._inventory import Inventory
+    dev = tmp_path / "sys" / "devices" / "css0" / "0.0.0008"
+    dev.mkdir(parents=True)
+    (dev / "type").write_text("0\n")
+    (dev / "vendor").mkdir()  # a directory where an attribute should be: the read fails with EISDIR
+    fs = Inventory(str(tmp_path / "sys"))
+    ident = fs.identity(str(dev))
+    assert ident["subchannel_type"] == "0" and ident["vendor"] is None and ident["numa_node"] is None
+    assert not {"device", "class", "revision"} & set(ident)
+    assert [(p["path"], p["errno_name"]) for p in fs.problems] == [(str(dev / "vendor"), "EISDIR")]
