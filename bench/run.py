@@ -281,13 +281,15 @@ ALTERNATE_PAIR = """
 ALTERNATE_ECHO = """
     - name: The probe's batch in and stored probe results out, nothing done, turn {k}
       bench_probe_echo:
-        checks: "{{{{ vfio_migration_batches.get(inventory_hostname, []) }}}}"
+        batches_var: vfio_migration_batches
         results_file: {results}
       register: bench_echo_result
       ignore_unreachable: true
       failed_when: false
 """
 LIBRARY = os.path.join(HERE, "library")
+# the echo module's action: the probe's, so the batch reaches both the same way
+ECHO_ACTIONS = os.path.join(HERE, "action_plugins")
 
 
 def alternate_playbook(path, turns, echo_results=None):
@@ -509,7 +511,7 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
                 e = dict(env, ANSIBLE_CALLBACKS_ENABLED="bench_tasks", BENCH_TASKS_OUT=tasks_out,
                          BENCH_EMULATOR_PID=",".join(str(p) for p in pid))
                 if echo:
-                    e["ANSIBLE_LIBRARY"] = LIBRARY
+                    e.update(ANSIBLE_LIBRARY=LIBRARY, ANSIBLE_ACTION_PLUGINS=ECHO_ACTIONS)
                 if ssh:
                     e["ANSIBLE_SSH_CONTROL_PATH_DIR"] = ssh.control_dir(cpbase, "alternate-%d" % n)
                 logfile = os.path.join(logs, "alternate-%d.log" % n)
@@ -526,7 +528,8 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
                 res.update(alternate_summary(res["tasks"]), command=shell_line(cmd, env_keys, e))
                 rec["alternate"] = res
                 if echo:
-                    res["command"] = "ANSIBLE_LIBRARY=%s %s" % (_rel(LIBRARY), res["command"])
+                    res["command"] = "ANSIBLE_LIBRARY=%s ANSIBLE_ACTION_PLUGINS=%s %s" % (
+                        _rel(LIBRARY), _rel(ECHO_ACTIONS), res["command"])
                 log("  N=%d alternating: probe / ping %.2f wall, %.2f CPU over %d turns" % (
                     n, res["probe_per_ping_wall"], res["probe_per_ping_cpu"], res["turns"]))
             if n in count_sizes:

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/template_cost.py            # 30 forks per case
     .venv/bin/python bench/template_cost.py --repeat 100 --json
+    .venv/bin/python bench/template_cost.py --targets 1000   # a fleet's worth of batches in the variable
 
 ansible-playbook forks one worker per host and task, and ansible-core keeps no
 compiled template: every worker compiles each template of its task again, in a
@@ -9,7 +10,7 @@ process whose memory is copied page by page as it is touched. This bench forks
 a process that has templated once already (as the main process has) and times,
 in each child, the templates a case names: the probe task's and the gathering
 task's arguments and conditions as the roles write them, and earlier forms of
-them, with the batch of a dense fleet (48 checks per target, 200 targets).
+them, with the batches of a dense fleet (48 checks per target, 200 targets unless told).
 """
 
 import argparse
@@ -45,9 +46,13 @@ GATHER_BEFORE = [t for t in GATHER_ARGS if "persist" not in t and "facts_dir" no
 PROBE_ARGS_BEFORE = ["{{ vfio_migration_batches[inventory_hostname] }}", "{{ ansible_facts.vfio_mdev.sysfs_root }}",
                      "{{ vfio_migration_allow_non_sysfs }}", "{{ vfio_migration_probe_timeout }}"]
 
+# the probe task before its action read the batch from the variable (batches_var)
+PROBE_BATCH_TEMPLATE = "{{ vfio_migration_batches.get(inventory_hostname, []) }}"
+
 # (label, templates, conditional)
 CASES = [
     ("probe: arguments (and when), as the role has them", PROBE_ARGS, PROBE_WHEN),
+    ("probe: the batch through a template (before)", PROBE_ARGS + [PROBE_BATCH_TEMPLATE], PROBE_WHEN),
     ("probe: arguments and a when without filters (before)", PROBE_ARGS_BEFORE,
      "vfio_migration_batches.get(inventory_hostname, []) != []"),
     ("probe: the same, when with two filters (before that)", PROBE_ARGS_BEFORE,
@@ -71,10 +76,10 @@ def variables(targets=200, checks=48):
     }
 
 
-def measure(repeat=30):
-    """``{label: median CPU ms}`` of each case, each run in ``repeat`` forked children."""
+def measure(repeat=30, targets=200):
+    """``{label: median CPU ms}`` of each case, each run in ``repeat`` forked children, ``targets`` batches."""
     from ansible.template import Templar, trust_as_template  # pylint: disable=import-outside-toplevel
-    templar = Templar(loader=None, variables=variables())
+    templar = Templar(loader=None, variables=variables(targets))
     # the main process has templated before it forks (play names, hosts patterns)
     templar.template(trust_as_template("{{ inventory_hostname }}"))
     templar.evaluate_conditional(trust_as_template("inventory_hostname is defined"))
@@ -105,8 +110,9 @@ def measure(repeat=30):
     return out
 
 
-def markdown(res, repeat):
-    lines = ["CPU of templating in a freshly forked worker (median of %d forks):" % repeat, "",
+def markdown(res, repeat, targets=200):
+    lines = ["CPU of templating in a freshly forked worker (median of %d forks, %d targets' batches):"
+             % (repeat, targets), "",
              "| case | ms |", "|---|---:|"]
     lines += ["| %s | %.2f |" % (label, ms) for label, ms in res.items()]
     return "\n".join(lines)
@@ -115,10 +121,11 @@ def markdown(res, repeat):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--targets", type=int, default=200, help="hosts with a batch in vfio_migration_batches")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    res = measure(args.repeat)
-    print(json.dumps(res, indent=1) if args.json else markdown(res, args.repeat))
+    res = measure(args.repeat, args.targets)
+    print(json.dumps(res, indent=1) if args.json else markdown(res, args.repeat, args.targets))
     return 0
 
 

@@ -3,7 +3,8 @@
 """Bench module: takes a probe batch's arguments and returns a probe's results, doing nothing else.
 
 The alternating bench run (``bench/run.py``, ``echo``) runs it between a ping and the
-real probe, with the same ``checks`` argument the probe gets and the results a probe
+real probe, through the probe's own action (``bench/action_plugins``), so it gets the
+same ``checks`` the probe gets, and returns the results a probe
 returned (read from ``results_file`` on the host), so the difference to a ping is what
 ansible-core costs to carry the batch in and the verdicts out, and the difference to the
 probe is the probe module's own work.

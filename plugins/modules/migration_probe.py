@@ -52,9 +52,9 @@ options:
       - The source versions to try on this host.
       - An empty list asks nothing, and the task is skipped on the controller without
         connecting to the host.
+      - Give this or O(batches_var).
     type: list
     elements: dict
-    required: true
     suboptions:
       id:
         description: Your label for the check, returned with each result.
@@ -76,6 +76,18 @@ options:
       device:
         description: Write to this existing instance (mdev uuid) or VFIO PCI function (address).
         type: str
+  batches_var:
+    description:
+      - The name of a play variable that maps host names to their checks, as the
+        P(vfio.migration.probe_batches#filter) filter gives them; this host's entry is its O(checks), and a
+        host without one is asked nothing (skipped, as for an empty list).
+      - The action plugin reads the variable on the controller as it is stored and sends the module only this
+        host's checks. Templating C({{ batches[inventory_hostname] }}) in O(checks) instead costs every host's
+        task a template to compile, the whole mapping (one entry per host of the fleet) wrapped for the lookup,
+        and the batch finalized element by element.
+      - Mutually exclusive with O(checks). A variable whose value is a string is templated first.
+    type: str
+    version_added: 0.2.0
   compact:
     description:
       - Return each result with only what a verdict needs (see RV(results)), for the
@@ -148,6 +160,18 @@ EXAMPLES = r"""
         mdev_type: nvidia-257
         version: 000210de-nvidia-257-2.3
         device: 2f8e1a3c-4b5d-4e6f-8a9b-0c1d2e3f4a5b
+
+# What the vfio.migration.matrix role does: one batch per target, made once for the fleet
+- name: Work out one probe batch per target
+  ansible.builtin.set_fact:
+    batches: "{{ hostvars | vfio.migration.probe_batches(ansible_play_hosts_all) }}"
+  run_once: true
+
+- name: Ask every target its own batch (a host without one is skipped without a connection)
+  vfio.migration.migration_probe:
+    batches_var: batches
+    compact: true
+  register: probe
 """
 
 RETURN = r"""
@@ -210,7 +234,7 @@ from ansible_collections.vfio.migration.plugins.module_utils._probe import Probe
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            checks=dict(type="list", elements="dict", required=True, options=dict(
+            checks=dict(type="list", elements="dict", options=dict(
                 id=dict(type="str", required=True),
                 mdev_type=dict(type="str", required=True),
                 version=dict(type="str", required=True, no_log=False),
@@ -222,10 +246,16 @@ def main():
             timeout=dict(type="float", default=10.0),
             parallel=dict(type="int", default=8),
             compact=dict(type="bool", default=False),
+            batches_var=dict(type="str"),
         ),
+        required_one_of=[("checks", "batches_var")],
+        mutually_exclusive=[("checks", "batches_var")],
         supports_check_mode=True,
     )
     params = module.params
+    if params["checks"] is None:
+        module.fail_json(msg="batches_var is read on the controller by the module's action plugin, which sends the "
+                             "host its checks; this run got the variable's name instead; nothing written")
     # not (0 < t < inf): also refuses nan and inf, with which a hung driver would hang the play
     if not 0 < params["timeout"] < float("inf") or params["parallel"] < 1:
         module.fail_json(msg="timeout must be a finite number > 0 and parallel >= 1; nothing written")

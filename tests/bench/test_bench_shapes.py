@@ -105,7 +105,7 @@ def test_dense_shape_ratios_and_task_comparison(dense):
     # the echo turn: the probe's batch in, stored probe results out, through ansible-core alone
     echo = [t for t in rec["alternate"]["tasks"] if t["action"].endswith("bench_probe_echo")]
     assert len(echo) == 1 and rec["alternate"]["echo_per_ping_wall"] > 0
-    assert "ANSIBLE_LIBRARY=bench/library" in rec["alternate"]["command"]
+    assert "ANSIBLE_LIBRARY=bench/library ANSIBLE_ACTION_PLUGINS=bench/action_plugins" in rec["alternate"]["command"]
     assert "| dense-f10-pipe | local | 10 | yes | 2 | %d |" % N in shapes.markdown({"dense-f10-pipe@%d" % N: res})
 
 

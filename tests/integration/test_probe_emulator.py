@@ -205,6 +205,64 @@ def test_an_empty_batch_is_skipped_without_asking_the_host(target, tmp_path):
     assert not ran.get("skipped") and "/nonexistent/python3" in json.dumps(ran), ran
 
 
+def _batches_play(target, tmp_path, batches, **probe_args):
+    """One play over ``target`` and ``gone`` (a host whose Python does not exist): the probe with
+    ``batches_var``, every result registered and written out; returns ``({host: result}, process)``."""
+    inv = write_inventory(str(tmp_path / "hosts.json"), {
+        "target": {"ansible_python_interpreter": os.environ["ANSIBLE_PYTHON_INTERPRETER"]},
+        "gone": {"ansible_python_interpreter": "/nonexistent/python3"}})
+    out = tmp_path / "results.json"
+    args = dict({"sysfs_root": target["root"], "allow_non_sysfs": True, "batches_var": "fleet_batches"}, **probe_args)
+    play = tmp_path / "play.yml"
+    play.write_text(json.dumps([{"hosts": "all", "gather_facts": False, "vars": {"fleet_batches": batches}, "tasks": [
+        {"vfio.migration.migration_probe": args, "register": "r", "ignore_errors": True},
+        {"ansible.builtin.copy": {"content": "{{ dict(ansible_play_hosts_all | zip(ansible_play_hosts_all "
+                                             "| map('extract', hostvars, 'r'))) | to_json }}", "dest": str(out)},
+         "delegate_to": "localhost", "run_once": True,
+         "vars": {"ansible_python_interpreter": os.environ["ANSIBLE_PYTHON_INTERPRETER"]}}]}]))
+    proc = playbook(inv, str(play))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(out.read_text()), proc
+
+
+def test_batches_var_sends_each_host_its_own_batch_and_skips_a_host_without_one(target, tmp_path):
+    """The action takes this host's entry of the named variable: the same writes and verdicts as those
+    checks given directly; a host with no entry is skipped without being reached (its Python does not exist)."""
+    mine = EVERY_RULE[:4]
+    before = len(target["emu"].writes())
+    results, dummy = _batches_play(target, tmp_path, {"target": mine, "elsewhere": EVERY_RULE[4:]}, compact=True)
+    middle = len(target["emu"].writes())
+    got, gone = results["target"], results["gone"]
+    assert not got.get("failed") and {r["id"] for r in got["results"]} == {c["id"] for c in mine}, got
+    assert got["results"] == probe(target, mine, compact=True)["results"]
+
+    def written(entries):
+        return sorted((e["path"], json.dumps(e, sort_keys=True)) for e in entries if "path" in e)
+    log = target["emu"].writes()
+    assert middle > before and len(written(log[before:middle])) == len(written(log[middle:]))
+    assert [e["path"] for e in log[before:middle]] == [e["path"] for e in log[middle:]]
+    assert gone.get("skipped") is True and "no checks" in gone["skip_reason"], gone
+
+
+BAD_BATCHES = {  # (the variable's value, more arguments, the message)
+    "not defined": ({"target": EVERY_RULE[:1]}, {"batches_var": "nosuch"}, "batches_var: nosuch is not defined"),
+    "not a mapping": (["target"], {}, "batches_var: fleet_batches must map host names to lists of checks, not list"),
+    "entry not a list": ({"target": "gvt", "gone": "gvt"}, {}, "fleet_batches['target'] must be a list of checks"),
+    "with checks too": ({"target": EVERY_RULE[:1]}, {"checks": EVERY_RULE[:1]}, "give checks or batches_var, not both"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_BATCHES))
+def test_a_bad_batches_var_fails_on_the_controller_and_writes_nothing(target, tmp_path, case):
+    batches, args, message = BAD_BATCHES[case]
+    before = len(target["emu"].writes())
+    results, dummy = _batches_play(target, tmp_path, batches, **args)
+    for host in ("target", "gone"):  # gone's Python does not exist: failing there too, nothing reached a host
+        assert results[host].get("failed") is True and "results" not in results[host], results[host]
+        assert message.replace("'target'", repr(host)) in results[host]["msg"], results[host]
+    assert target["emu"].writes()[before:] == []
+
+
 def test_hung_driver_gives_error_not_a_hung_play(target):
     start = time.monotonic()
     res = probe(target, [{"id": "hang", "mdev_type": "odd-hang", "version": "h-1"},
