@@ -12,9 +12,9 @@ it is, and ``register`` keeps it.
 """
 
 from ansible.errors import AnsibleActionFail, AnsibleError
-from ansible.plugins.action import ActionBase
 
 from ansible_collections.vfio.migration.plugins.filter import matrix as F
+from ansible_collections.vfio.migration.plugins.plugin_utils._controller_action import ControllerAction
 from ansible_collections.vfio.migration.plugins.plugin_utils._data import plain
 
 NAME = "vfio.migration.compat_matrix"
@@ -28,19 +28,12 @@ ARGUMENT_SPEC = {
 }
 
 
-class ActionModule(ActionBase):
+class ActionModule(ControllerAction):
     """Builds the matrix from the play's ``hostvars``; connects to no host."""
 
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
-    _supports_async = False
+    ARGUMENT_SPEC = ARGUMENT_SPEC
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp  # tmp no longer has any effect
-        dummy, args = self.validate_argument_spec(ARGUMENT_SPEC)
-        task_vars = task_vars or {}
+    def act(self, args, task_vars):
         hosts = args["hosts"]
         if hosts is None:
             hosts = plain(task_vars.get("ansible_play_hosts_all")) or []
@@ -54,6 +47,5 @@ class ActionModule(ActionBase):
             if message.startswith("compat_matrix: "):
                 message = message[len("compat_matrix: "):]
             raise AnsibleActionFail("%s: %s" % (NAME, message)) from exc
-        result.update(matrix)
-        result["changed"] = False
-        return result
+        matrix["changed"] = False
+        return matrix

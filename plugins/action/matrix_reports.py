@@ -23,11 +23,11 @@ import stat
 import tempfile
 
 from ansible.errors import AnsibleActionFail, AnsibleError
-from ansible.plugins.action import ActionBase
 
 from ansible_collections.vfio.migration.plugins.filter.report import host_versions
 from ansible_collections.vfio.migration.plugins.plugin_utils import _drift as D
 from ansible_collections.vfio.migration.plugins.plugin_utils import _report as R
+from ansible_collections.vfio.migration.plugins.plugin_utils._controller_action import ControllerAction
 from ansible_collections.vfio.migration.plugins.plugin_utils._data import plain
 
 NAME = "vfio.migration.matrix_reports"
@@ -187,25 +187,18 @@ def write_reports(report_dir, rendered, items, rotation, check_mode):
     return changed
 
 
-class ActionModule(ActionBase):
+class ActionModule(ControllerAction):
     """Renders the reports of ``vfio_migration_matrix`` and writes them on the controller."""
 
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
-    _supports_async = False
+    ARGUMENT_SPEC = ARGUMENT_SPEC
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp  # tmp no longer has any effect
-        dummy, args = self.validate_argument_spec(ARGUMENT_SPEC)
+    def act(self, args, task_vars):
         try:
-            result.update(self._reports(args, task_vars or {}, bool(self._task.check_mode)))
+            return self._reports(args, task_vars, bool(self._task.check_mode))
         except (ValueError, TypeError, KeyError) as exc:
             raise AnsibleActionFail("%s: %s" % (NAME, exc)) from exc
         except OSError as exc:
             raise AnsibleActionFail("%s: could not write the reports: %s" % (NAME, exc)) from exc
-        return result
 
     def _variable(self, task_vars, name, required=False):
         """A play variable as plain data: a string is templated, anything else is taken as stored (not walked)."""

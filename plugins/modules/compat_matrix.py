@@ -22,8 +22,6 @@ description:
   - The registered value is the matrix (C(schema_version), C(hosts), C(classes), C(sources), C(verdicts),
     C(policy)) with Ansible's own C(changed) and C(failed) keys beside them. Every filter and report of this
     collection reads the matrix's keys only.
-  - Runs on the controller only, whatever host the task runs for; it connects to no host. Run it once per play
-    (C(run_once)).
 author:
   - vfio.migration maintainers (@vfio-migration)
 options:
@@ -40,23 +38,15 @@ options:
       - A policy with an unknown key or a bad value fails the task, naming it.
     type: dict
 attributes:
-  action:
-    support: full
-    details: Everything is done by the action plugin on the controller.
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: Changes nothing anywhere in any mode; the matrix is built in check mode too.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+notes:
+  - Run it once per play (C(run_once)); the C(vfio.migration.matrix) role does.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - vfio.migration.controller_action
   - vfio.migration.hostvars.results
   - vfio.migration.hostvars.probe
 seealso:

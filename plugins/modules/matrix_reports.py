@@ -31,7 +31,6 @@ description:
   - Everything is rendered before anything is written; a file whose content and mode are already right is not
     written again. Each report is replaced atomically (a temporary file in O(dir), then a rename), so a run
     interrupted at any moment leaves each report whole, the old one or the new one.
-  - Runs on the controller only, whatever host the task runs for; it connects to no host.
 author:
   - vfio.migration maintainers (@vfio-migration)
 options:
@@ -77,20 +76,9 @@ options:
     type: bool
     default: false
 attributes:
-  action:
-    support: full
-    details: Everything is done by the action plugin on the controller.
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: Renders and compares as usual and says whether any file would change; writes nothing.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
   safe_file_operations:
     description: Writes files so that a reader or an interruption never sees one half written.
     support: full
@@ -100,6 +88,7 @@ notes:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - vfio.migration.controller_action
 seealso:
   - module: vfio.migration.mdev_facts
   - module: vfio.migration.migration_probe
