@@ -92,13 +92,15 @@ class Sysfs(object):
     def read_text(self, path, limit=ATTR_READ_MAX, quiet_missing=True, missing=None):
         """Read a text attribute; trailing newlines removed, bounded in size.
 
-        Missing files give ``missing`` (``None`` unless told) silently: optional
-        attributes are read without a stat first. Any other failure is recorded
+        Missing files give ``None`` silently. Given ``missing``, a caller reads an
+        optional attribute without a stat first: a missing file (ENOENT, or
+        ENOTDIR below a file) gives ``missing``. Any other failure is recorded
         in :attr:`problems` and gives ``None``.
         """
         data, err = self.read_raw(path, limit)
         if err is not None:
-            if quiet_missing and err["errno"] == errno.ENOENT:
+            if quiet_missing and (err["errno"] == errno.ENOENT or
+                                  missing is not None and err["errno"] == errno.ENOTDIR):
                 return missing
             err["what"] = "read"
             self.problems.append(err)

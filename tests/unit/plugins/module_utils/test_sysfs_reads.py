@@ -130,3 +130,14 @@ def test_an_absent_attribute_is_left_out_and_an_unreadable_one_is_none_with_a_pr
     assert ident["subchannel_type"] == "0" and ident["vendor"] is None and ident["numa_node"] is None
     assert not {"device", "class", "revision"} & set(ident)
     assert [(p["path"], p["errno_name"]) for p in fs.problems] == [(str(dev / "vendor"), "EISDIR")]
+
+
+def test_below_a_file_is_absent_for_an_optional_read_and_a_problem_otherwise(tmp_path):
+    """``nvidia`` as a file where a directory would be: the optional read says absent, as a stat would."""
+    from ansible_collections.vfio.migration.plugins.module_utils._inventory import ABSENT, Inventory
+    (tmp_path / "nvidia").write_text("not a directory\n")
+    fs = Inventory(str(tmp_path))
+    assert fs.read_text(str(tmp_path / "nvidia" / "creatable_vgpu_types"), missing=ABSENT) is ABSENT
+    assert fs.problems == []
+    assert fs.read_text(str(tmp_path / "nvidia" / "creatable_vgpu_types")) is None
+    assert [p["errno_name"] for p in fs.problems] == ["ENOTDIR"]
