@@ -27,7 +27,7 @@ from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible_collections.vfio.migration.plugins.filter.report import host_versions
 from ansible_collections.vfio.migration.plugins.plugin_utils import _drift as D
 from ansible_collections.vfio.migration.plugins.plugin_utils import _report as R
-from ansible_collections.vfio.migration.plugins.plugin_utils._controller_action import ControllerAction
+from ansible_collections.vfio.migration.plugins.plugin_utils._controller_action import ControllerAction, play_variable
 from ansible_collections.vfio.migration.plugins.plugin_utils._data import plain
 
 NAME = "vfio.migration.matrix_reports"
@@ -207,10 +207,7 @@ class ActionModule(ControllerAction):
                 raise AnsibleActionFail("%s: %s is not defined (run the vfio.migration.matrix role first, or load a "
                                         "matrix.json into it)" % (NAME, name))
             return None
-        value = task_vars[name]
-        if isinstance(value, str):
-            value = self._templar.template(value)
-        return plain(value)
+        return plain(play_variable(self._templar, task_vars, name))
 
     def _host_versions(self, args, task_vars):
         hosts = args["hosts"] or plain(task_vars.get("ansible_play_hosts_all")) or []

@@ -19,7 +19,8 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleActionFail
 
-from ansible_collections.vfio.migration.plugins.plugin_utils._data import plain, view
+from ansible_collections.vfio.migration.plugins.plugin_utils._controller_action import play_variable
+from ansible_collections.vfio.migration.plugins.plugin_utils._data import plain
 from ansible_collections.vfio.migration.plugins.plugin_utils._module_action import ModuleAction
 
 NAME = "vfio.migration.migration_probe"
@@ -40,10 +41,7 @@ def host_batch(task_vars, name, host, templar):
     if name not in task_vars:
         raise AnsibleActionFail("%s: batches_var: %s is not defined (the vfio.migration.probe_batches filter makes "
                                 "it)" % (NAME, name))
-    batches = task_vars[name]
-    if isinstance(batches, str):
-        batches = templar.template(batches)
-    batches = view(batches)
+    batches = play_variable(templar, task_vars, name)
     if not isinstance(batches, Mapping):
         raise AnsibleActionFail("%s: batches_var: %s must map host names to lists of checks, not %s"
                                 % (NAME, name, _kind(batches)))
