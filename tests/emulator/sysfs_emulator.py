@@ -130,9 +130,10 @@ class WriteLog(object):
         self._file = open(path, "a")
         self._lock = threading.Lock()
 
-    def record(self, rel, data, result, code, pid=None):
+    def record(self, rel, data, result, code, pid=None, fh=None):
         entry = {
             "pid": pid,
+            "open": fh,
             "time": time.time(),
             "path": rel,
             "data": data.decode("latin-1"),
@@ -282,9 +283,9 @@ class SysfsEmulator(mfusepy.Operations):
         try:
             result = self.store(rel, data)
         except OSError as exc:
-            self.write_log.record(rel, data, None, exc.errno, pid)
+            self.write_log.record(rel, data, None, exc.errno, pid, fh)
             raise
-        self.write_log.record(rel, data, result, None, pid)
+        self.write_log.record(rel, data, result, None, pid, fh)
         return result
 
     def store(self, rel, data):

@@ -380,8 +380,10 @@ def test_write_log_records_every_write(emu):
     assert [e["path"] for e in new] == [rel_a, rel_b]
     ok, bad = new
     assert ok == {"time": ok["time"], "path": rel_a, "data": V5_2 + "\n", "length": len(V5_2) + 1,
-                  "result": len(V5_2) + 1, "errno": None, "errno_name": None, "pid": os.getpid()}
+                  "result": len(V5_2) + 1, "errno": None, "errno_name": None, "pid": os.getpid(),
+                  "open": ok["open"]}
     assert bad["pid"] == os.getpid()  # the writer, as the kernel names it to FUSE
+    assert isinstance(ok["open"], int) and bad["open"] > ok["open"]  # two opens, numbered in turn
     assert bad["result"] is None and bad["errno"] == errno.EPROTO and bad["errno_name"] == "EPROTO"
     assert bad["data"] == "000210de-nvidia-256-9.0\n" and bad["length"] == 24
     assert started - 1 <= ok["time"] <= bad["time"] <= time.time() + 1

@@ -103,6 +103,12 @@ def test_a_batch_of_100_writes_forks_once(target):
     assert_true_verdicts(target, results, checks)
     # the drivers really disagreed: not everything is one status
     assert {r["status"] for r in results} == {"compatible", "incompatible"}
+    # each of the two attributes was opened once, and every version written through that open
+    opens = {}
+    for w in writes:
+        opens.setdefault(w["path"], set()).add(w["open"])
+    assert len(opens) == 2 and all(len(o) == 1 for o in opens.values())
+    assert len(set().union(*opens.values())) == 2
 
 
 def test_the_same_holds_with_parallel_one_and_a_short_timeout(target):
@@ -135,6 +141,12 @@ def test_a_hung_write_is_error_and_the_rest_go_on_in_a_new_worker(target):
     assert [w["errno_name"] for w in writes if w["data"] == "h-1\n"] == ["EINTR"]  # ... which was killed
     later = set().union(*(writers[c["version"]] for c in after))
     assert len(later) == 1 and not later & first  # the rest: one new worker
+    # which opens its attributes anew: an attribute's writes share an open within a worker only
+    opens = {}
+    for w in writes:
+        opens.setdefault((w["pid"], w["path"]), set()).add(w["open"])
+    assert all(len(o) == 1 for o in opens.values())
+    assert len(set().union(*opens.values())) == len(opens) == 5  # 2 attributes x 2 workers, and the hung one
     assert 1.5 <= elapsed < 10
 
 
@@ -178,6 +190,29 @@ def children():
             if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
                 out.append(int(entry))
     return out
+
+
+def test_a_worker_writes_with_the_module_output_left_behind(target):
+    """A worker stuck in a store that even SIGKILL cannot end would otherwise keep the
+    module's stdout open, and Ansible waiting for its end. Its stdin, stdout and stderr
+    are /dev/null, seen from /proc while it hangs."""
+    checks = [{"id": "hang", "mdev_type": "odd-hang", "version": "h-1"}]
+    others, outcome, seen = set(children()), [], {}
+    prober = threading.Thread(target=lambda: outcome.append(run(target, checks, timeout=3)))
+    prober.start()
+    try:
+        deadline, workers = time.monotonic() + 2, set()
+        while not workers and time.monotonic() < deadline:
+            workers = set(children()) - others
+            time.sleep(0.05)
+        time.sleep(0.3)  # well into the hung write, which lasts 3 s
+        for pid in workers:
+            seen[pid] = [os.readlink("/proc/%d/fd/%d" % (pid, fd)) for fd in (0, 1, 2)]
+    finally:
+        prober.join()
+    assert len(seen) == 1 and list(seen.values()) == [[os.devnull] * 3]
+    assert [os.readlink("/proc/self/fd/%d" % fd) for fd in (0, 1, 2)] != [os.devnull] * 3  # the test's own are not
+    assert [(r["status"], r["errno_name"]) for r in outcome[0][0]] == [("error", "ETIMEDOUT")]
 
 
 def test_a_worker_killed_mid_write_is_eio_and_the_rest_go_on(target):
