@@ -292,7 +292,7 @@ def dpkg_versions(status_path, wanted):
     """Versions of installed packages named in ``wanted`` from a dpkg status file."""
     found = {}
     try:
-        with open(status_path, "rb") as f:
+        with open(status_path, "rb", buffering=0) as f:  # unbuffered: read whole, without probing for a tty
             text = f.read().decode("utf-8", "replace")
     except OSError:
         return found

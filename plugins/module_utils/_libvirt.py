@@ -32,12 +32,29 @@ XML_MAX = 4 * 1024 * 1024
 _HEX = re.compile(r"^(0x)?[0-9a-fA-F]+\Z")
 
 
+def _read_bytes(path, limit):
+    """At most ``limit`` + 1 bytes of a file, read with one open and no buffering layer."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _read_xml(path, problems):
     try:
-        if os.path.getsize(path) > XML_MAX:
+        data = _read_bytes(path, XML_MAX)
+        if len(data) > XML_MAX:
             problems.append({"path": path, "what": "libvirt domain XML", "message": "larger than %d bytes" % XML_MAX})
             return None
-        return ET.parse(path).getroot()
+        return ET.fromstring(data)
     except (OSError, IOError) as exc:
         problems.append({"path": path, "what": "libvirt domain XML", "errno": getattr(exc, "errno", None),
                          "message": getattr(exc, "strerror", None) or str(exc)})

@@ -5,6 +5,7 @@ The files are written here in the shapes libvirt writes them: a definition
 run/libvirt/qemu. No daemon is asked.
 """
 
+import errno
 import os
 
 from ansible_collections.vfio.migration.plugins.module_utils import _libvirt as L
@@ -104,3 +105,20 @@ def test_unreadable_or_malformed_files_are_errors_not_vms(tmp_path):
     assert list(got["vms"]) == ["ok"]
     (err,) = got["errors"]
     assert err["path"].endswith("bad.xml") and err["message"].startswith("not XML")
+
+
+def test_an_oversized_or_unopenable_file_is_an_error_and_the_rest_are_read(tmp_path, monkeypatch):
+    root = str(tmp_path)
+    monkeypatch.setattr(L, "XML_MAX", 600)
+    ok = domain_xml("ok", "9d1c1f4e-0000-4000-8000-00000000000d")
+    write(root, "etc/libvirt/qemu/big.xml", ok.replace("</domain>", "<!--%s--></domain>" % ("x" * 600)))
+    write(root, "etc/libvirt/qemu/edge.xml", ok.replace("'qemu'", "'kvm'").replace("<name>ok", "<name>edge")
+          .replace("0000000d", "0000000e").ljust(600))  # exactly the limit: read
+    write(root, "etc/libvirt/qemu/ok.xml", ok)
+    os.makedirs(os.path.join(root, "etc/libvirt/qemu/odd.xml"))  # not a file
+    got = L.domains(root)
+    assert sorted(got["vms"]) == ["edge", "ok"]
+    errors = {os.path.basename(e["path"]): e for e in got["errors"]}
+    assert sorted(errors) == ["big.xml", "odd.xml"]
+    assert errors["big.xml"]["message"] == "larger than 600 bytes"
+    assert errors["odd.xml"]["errno"] == errno.EISDIR and errors["odd.xml"]["what"] == "libvirt domain XML"
