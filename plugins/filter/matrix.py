@@ -55,6 +55,8 @@ def gather_state(result, facts=None, cached=None):
         return {"state": "unknown", "reason": "facts were not gathered"}
     if result.get("unreachable"):
         return {"state": "unreachable", "reason": str(result.get("msg") or "host unreachable")[:500]}
+    if "timedout" in result:
+        return {"state": "failed", "reason": _matrix.timed_out("fact gathering", result)}
     if FACTS_VAR in (result.get("ansible_facts") or {}):
         # a missing or mistyped sysfs root lists no devices: that host is not known to have none
         why = _unreadable(result["ansible_facts"][FACTS_VAR])

@@ -354,8 +354,17 @@ _DRIVER_EVIDENCE = frozenset((_errno.COMPATIBLE, _errno.INCOMPATIBLE, _errno.UNS
 _STATUSES = frozenset(_errno.STATUSES)
 
 
+def timed_out(what, result):
+    """The reason a task that hit its time limit gives (its registered result has ``timedout``)."""
+    period = result["timedout"].get("period") if isinstance(result.get("timedout"), dict) else None
+    return "%s did not finish within %s: a driver or file that never answers?" % (
+        what, "%s s" % period if period is not None else "its time limit")
+
+
 def _probe_unusable(probe):
     """Why a target's probe result cannot be used (None when it can)."""
+    if isinstance(probe, dict) and "timedout" in probe:
+        return timed_out("the probe", probe)
     if not probe or probe.get("failed") or probe.get("skipped") or "results" not in probe:
         return (probe or {}).get("msg") or ("probe skipped" if (probe or {}).get("skipped") else "not probed")
     return None

@@ -151,8 +151,15 @@ FAULT_HOSTS = {
     "hang": lambda t: _nv(t, minor=4, wrap={"rule": "hang"}),
     # would accept 2.3, but its Python is killed during the probe
     "crash": lambda t: _nv(t, minor=4),
+    # a driver that never answers a read of its migration_version: gathering never ends
+    "wedged": lambda t: _nv(t, minor=4, wrap={"rule": "slow", "delay": 3600}),
+    # would accept 2.3, but its probe never returns (see stuck_python)
+    "stuck": lambda t: _nv(t, minor=4),
 }
-FAULTY = ("eacces", "eio", "hang", "crash", "offline")
+FAULTY = ("eacces", "eio", "hang", "crash", "wedged", "stuck", "offline")
+# the task time limits the inventory gives the wedged and the stuck host
+WEDGED_FACTS_TIMEOUT = 8
+STUCK_PROBE_TIMEOUT = 5
 
 
 def fault_fleet(src):
@@ -173,6 +180,19 @@ def killed_python(path, python, module="migration_probe"):
     """
     with open(path, "w") as f:
         f.write('#!/bin/sh\ncase "$*" in *AnsiballZ_%s*) kill -KILL $$ ;; esac\nexec %s "$@"\n' % (module, python))
+    os.chmod(path, 0o755)
+    return path
+
+
+def stuck_python(path, python, module="migration_probe", seconds=60):
+    """An interpreter that runs every module except ``module``, which sleeps ``seconds`` instead.
+
+    A host whose probe never comes back (a driver that never answers a read of the
+    target's own version, an interpreter stuck in the kernel) after fact gathering.
+    """
+    with open(path, "w") as f:
+        f.write('#!/bin/sh\ncase "$*" in *AnsiballZ_%s*) exec sleep %d ;; esac\nexec %s "$@"\n'
+                % (module, seconds, python))
     os.chmod(path, 0o755)
     return path
 

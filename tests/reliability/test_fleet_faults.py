@@ -37,6 +37,8 @@ FAULT_VERDICTS = {
     "eio": ("error", "EIO", "could not ask the target"),
     "hang": ("error", "ETIMEDOUT", "no answer from the driver within the time limit"),
     "crash": ("unknown", None, "target not probed"),
+    "wedged": ("unknown", None, "fact gathering did not finish within %d s" % F.WEDGED_FACTS_TIMEOUT),
+    "stuck": ("unknown", None, "the probe did not finish within %d s" % F.STUCK_PROBE_TIMEOUT),
     "offline": ("unknown", None, "unreachable"),
 }
 
@@ -49,6 +51,10 @@ def fleet(tmp_path_factory):
     hosts = {name: {"vfio_migration_sysfs_root": str(mnt / name / "sys"),
                     "vfio_migration_host_root": str(mnt / name / "root")} for name in sorted(F.FAULT_HOSTS)}
     hosts["crash"]["ansible_python_interpreter"] = F.killed_python(str(base / "python-killed"), sys.executable)
+    hosts["stuck"]["ansible_python_interpreter"] = F.stuck_python(str(base / "python-stuck"), sys.executable)
+    # each host's task time limits: the wedged and the stuck host's are short, so they are reached
+    hosts["wedged"]["vfio_migration_facts_timeout"] = F.WEDGED_FACTS_TIMEOUT
+    hosts["stuck"]["vfio_migration_probe_task_timeout"] = F.STUCK_PROBE_TIMEOUT
     hosts["offline"] = dict(F.UNREACHABLE_VARS)
     inv = write_inventory(str(base / "hosts.json"), hosts, {
         "vfio_migration_allow_non_sysfs": True, "vfio_migration_use_udev": False,
@@ -104,6 +110,10 @@ def test_host_table_says_what_happened(readiness):
     assert hosts["offline"]["state"] == "unreachable" and hosts["offline"]["reason"]
     assert (hosts["crash"]["state"], hosts["crash"]["probed"]) == ("ok", False)
     assert all(hosts[h]["probed"] for h in ("good", "refuse", "eacces", "eio", "hang"))
+    # a host whose gathering or probe hit its time limit is given up on, with the reason, not waited for
+    assert (hosts["wedged"]["state"], hosts["wedged"]["probed"]) == ("failed", False)
+    assert hosts["wedged"]["reason"].startswith("fact gathering did not finish within %d s" % F.WEDGED_FACTS_TIMEOUT)
+    assert (hosts["stuck"]["state"], hosts["stuck"]["probed"]) == ("ok", False)
 
 
 def test_the_hung_write_was_abandoned_and_nothing_else_written(fleet, readiness):
@@ -111,7 +121,7 @@ def test_the_hung_write_was_abandoned_and_nothing_else_written(fleet, readiness)
         assert os.path.basename(w["path"]) in F.ALLOWED_ATTRIBUTES, w
     hung = [w for w in fleet["emu"].writes() if w["path"].startswith("hang/")]
     assert hung and all(w["errno_name"] == "EINTR" for w in hung)  # the probe killed the writer
-    assert not [w for w in fleet["emu"].writes() if w["path"].startswith("crash/")]
+    assert not [w for w in fleet["emu"].writes() if w["path"].startswith(("crash/", "wedged/", "stuck/"))]
 
 
 @pytest.fixture(scope="module")

@@ -150,3 +150,21 @@ def test_a_version_the_probe_refuses_is_error_and_leaves_other_checks_alone():
     bad = matrix["verdicts"][next(c for c, cl in matrix["classes"].items() if cl["sources"] == ["bad"])]["t"]
     assert [(v["status"], v["parent"]) for v in bad] == [("error", "gpu0")]
     assert "refuses" in bad[0]["message"] and "ASCII" in bad[0]["message"]
+
+
+def test_a_task_that_hit_its_time_limit_is_unknown_with_why():
+    """A registered result with ``timedout`` (the task keyword ``timeout``): never a verdict, the limit named."""
+    from ansible_collections.vfio.migration.plugins.filter.matrix import gather_state
+    hosts = small_fleet()
+    hosts["b"]["probe"] = {"failed": True, "msg": "Timed out after 5 second(s).", "timedout": {"period": 5}}
+    m = M.compat_matrix(hosts)
+    cid = next(c for c, cl in m["classes"].items() if "a" in cl["sources"] and cl["mdev_type"] == "nv-1")
+    assert [(v["parent"], v["status"], v["message"]) for v in m["verdicts"][cid]["b"]] == [
+        (gpu, "unknown", "target not probed: the probe did not finish within 5 s: a driver or file that never answers?")
+        for gpu in ("gpu0", "gpu1")]
+    gathered = gather_state({"failed": True, "msg": "Timed out after 8 second(s).", "timedout": {"period": 8}})
+    assert gathered == {"state": "failed",
+                        "reason": "fact gathering did not finish within 8 s: a driver or file that never answers?"}
+    # without the period (another ansible-core), the reason still says what happened
+    assert gather_state({"failed": True, "timedout": {}})["reason"].startswith(
+        "fact gathering did not finish within its time limit")
