@@ -44,7 +44,7 @@ description:
     instead of a hung play. One worker writes the whole batch while the drivers answer
     quickly; a worker whose write exceeds the limit is killed and the rest of the batch
     goes on in a new one. A worker opens each attribute once and writes each version with a
-    write of its own, which sysfs hands whole to the driver: each result is that write's
+    write of its own, which sysfs hands whole to the driver, so each result is that write's
     answer. Workers do not keep the module's output open, so even a worker stuck in the
     kernel cannot hold up the play.
 author:
