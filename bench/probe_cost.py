@@ -14,7 +14,9 @@ goes on a shared machine weighs on each alike:
 1. **The module as a host runs it**: each module's ``AnsiballZ_<module>.py``
    (captured from a real ``ansible -m`` run with ``ANSIBLE_KEEP_REMOTE_FILES``)
    run by ``--python``, CPU of the process and its children (the probe's
-   writer), and of the emulator while it ran. ``ping`` is the floor.
+   writer), and of the emulator while it ran, and the context switches of
+   both (each FUSE request and each hand-over to the writer is one; on a
+   loaded machine each costs more than here). ``ping`` is the floor.
 2. **Phases**, each in a fresh process: ansible-core's ``module_utils`` from
    the payload's zip (what every module pays), this collection's
    ``module_utils`` (compiled from source on every run: AnsiballZ ships no
@@ -112,20 +114,38 @@ def _stats(values):
             "mean": round(statistics.mean(values) * 1e3, 1)}
 
 
+def switches(pid):
+    """Context switches (voluntary and not) of every thread of a running process."""
+    total = 0
+    for status in glob.glob("/proc/%d/task/*/status" % pid):
+        try:
+            with open(status) as f:
+                total += sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+        except OSError:  # a thread that ended meanwhile
+            pass
+    return total
+
+
 def module_rounds(payloads, python, emulator_pid, repeat):
-    """CPU of each payload run as a process (with its children) and of the emulator meanwhile, in turns."""
-    got = {name: {"cpu": [], "emulator": [], "output": 0} for name in payloads}
+    """CPU and context switches of each payload run as a process (with its children), and of the emulator
+    meanwhile, in turns."""
+    got = {name: {"cpu": [], "emulator": [], "switches": [], "emulator_switches": [], "output": 0}
+           for name in payloads}
     for dummy in range(repeat):
         for name, path in payloads.items():
-            r0, e0 = resource.getrusage(resource.RUSAGE_CHILDREN), proc_cpu(emulator_pid)
+            r0, e0, s0 = resource.getrusage(resource.RUSAGE_CHILDREN), proc_cpu(emulator_pid), switches(emulator_pid)
             proc = subprocess.run([python, path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
-            r1, e1 = resource.getrusage(resource.RUSAGE_CHILDREN), proc_cpu(emulator_pid)
+            r1, e1, s1 = resource.getrusage(resource.RUSAGE_CHILDREN), proc_cpu(emulator_pid), switches(emulator_pid)
             if proc.returncode != 0 or b'"failed": true' in proc.stdout:
                 raise SystemExit("%s failed: %s %s" % (name, proc.stdout[-800:], proc.stderr[-800:]))
             got[name]["cpu"].append((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime))
             got[name]["emulator"].append(e1 - e0)
+            got[name]["switches"].append((r1.ru_nvcsw - r0.ru_nvcsw) + (r1.ru_nivcsw - r0.ru_nivcsw))
+            got[name]["emulator_switches"].append(s1 - s0)
             got[name]["output"] = len(proc.stdout)
-    return {name: {"cpu_ms": _stats(v["cpu"]), "emulator_ms": _stats(v["emulator"]), "output_bytes": v["output"]}
+    return {name: {"cpu_ms": _stats(v["cpu"]), "emulator_ms": _stats(v["emulator"]), "output_bytes": v["output"],
+                   "switches": statistics.median(v["switches"]),
+                   "emulator_switches": statistics.median(v["emulator_switches"])}
             for name, v in got.items()}
 
 
@@ -180,13 +200,15 @@ def prober_rounds(modules, root, checks, emulator_pid, repeat):
 def markdown(res):
     lines = ["Module runs as a host runs them (%s, %d rounds, CPU ms: min / median):" % (
         res["python"], res["repeat"]), "",
-        "| module | AnsiballZ bytes | output bytes | module process + children | emulator meanwhile (mean) | over ping (min) |",
-        "|---|---:|---:|---:|---:|---:|"]
+        "| module | AnsiballZ bytes | output bytes | module process + children | emulator meanwhile (mean) | over ping (min) "
+        "| context switches: module process + children / emulator (median) |",
+        "|---|---:|---:|---:|---:|---:|---:|"]
     ping = res["modules"]["ping"]["cpu_ms"]["min"]
     for name, m in res["modules"].items():
-        lines.append("| %s | %s | %s | %.0f / %.0f | %.1f | %+.0f |" % (
+        lines.append("| %s | %s | %s | %.0f / %.0f | %.1f | %+.0f | %.0f / %.0f |" % (
             name, format(res["payload_bytes"][name], ","), format(m["output_bytes"], ","),
-            m["cpu_ms"]["min"], m["cpu_ms"]["median"], m["emulator_ms"]["mean"], m["cpu_ms"]["min"] - ping))
+            m["cpu_ms"]["min"], m["cpu_ms"]["median"], m["emulator_ms"]["mean"], m["cpu_ms"]["min"] - ping,
+            m["switches"], m["emulator_switches"]))
     lines += ["", "Phases of one run, each in a fresh process (CPU ms, min / median):", "",
               "| module | ansible-core module_utils | the collection's module_utils | module run | whole process |",
               "|---|---:|---:|---:|---:|"]
