@@ -20,12 +20,13 @@ verdict. Nothing else is ever written:
   ``error`` verdict instead of a hung play.
 """
 
+import collections
 import errno
-import json
 import os
 import re
 import select
 import signal
+import struct
 import time
 
 from ansible_collections.vfio.migration.plugins.module_utils import _errno
@@ -415,13 +416,26 @@ class Prober(object):
 # -- the workers that write ------------------------------------------------------
 #
 # A driver may never return from a store, and a process stuck in one can only
-# be killed. So the writes run in worker processes, never in the module's own:
-# one worker takes the batch's writes one at a time, answering each over a
-# pipe. A write that exceeds the time limit gets ETIMEDOUT and its worker is
-# killed; the rest of the batch goes on in a new worker. While every worker is
-# waiting on a write older than SLOW_WRITE, another worker starts (up to
-# ``parallel``), so one slow or hung driver does not hold up the others. A
-# batch whose writes are quick is written by one worker: one fork per batch.
+# be killed. So the writes run in worker processes, never in the module's own.
+#
+# A worker is forked with the batch's jobs in its memory and is sent their
+# numbers, a window of them at once, over a pipe of 4-byte records. It takes
+# them one at a time, writes, and puts each answer (with the time it ended)
+# on a second pipe that nobody waits on; when it finds no more numbers it
+# says so on a third. So while the drivers answer quickly, the module process
+# sleeps once per window, not once per write, and the worker only waits for
+# the drivers.
+#
+# Every answer's end time is the start of the worker's next write, so each
+# write's age is known. A write older than the time limit gets ETIMEDOUT and
+# its worker is killed; the rest go on in a new worker. The module process
+# holds the read end of each request pipe as well: before it gives up on a
+# worker, it takes back the numbers the worker has not claimed (a pipe hands
+# each record to one reader), so no job is written twice or lost. While every
+# worker is waiting on a write older than SLOW_WRITE, the rest of the batch
+# is taken back and another worker starts (up to ``parallel``), one job at a
+# time from then on, so one slow or hung driver does not hold up the others.
+# A batch whose writes are quick is written by one worker: one fork per batch.
 #
 # A worker opens each attribute once and writes every version it is sent for
 # that attribute with a write of its own, at offset 0. sysfs hands each write
@@ -432,11 +446,30 @@ class Prober(object):
 SLOW_WRITE = 1.0
 # files a worker keeps open between writes (the oldest is closed first)
 OPEN_ATTRIBUTES = 64
+# a job's number, as the worker is sent it
+_JOB = struct.Struct("<i")
+# one answer: the job's number, the write's result (-1: none), its errno (0: none), when it ended
+_ANSWER = struct.Struct("<iiid")
+# numbers sent at once: one pipe write of at most PIPE_BUF bytes, which reaches the pipe whole
+WINDOW = select.PIPE_BUF // _JOB.size
 
 
 def _write_fully(fd, data):
     while data:
         data = data[os.write(fd, data):]
+
+
+def _read_available(fd):
+    """Everything a non-blocking pipe holds now: ``(data, ended)``, ``ended`` at EOF."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            return b"".join(chunks), False
+        if not chunk:
+            return b"".join(chunks), True
+        chunks.append(chunk)
 
 
 def _open_attribute(path):
@@ -486,93 +519,113 @@ class _OpenAttributes(object):
         return _store(fd, version)
 
 
-def _serve(requests, answers):
-    """A worker's loop: one ``[path, version]`` line in, one ``[result, errno]`` line out, until EOF."""
+def _serve(jobs, requests, answers, idle):
+    """A worker's loop: claim a job's number, write, answer; say when none is left; end at EOF.
+
+    ``requests`` is non-blocking, and shared with the module process, which may
+    take numbers back: a number read here is this worker's to write.
+    """
     attributes = _OpenAttributes()
-    buf = b""
     while True:
-        while b"\n" not in buf:
-            chunk = os.read(requests, 65536)
-            if not chunk:
-                return  # the worker's exit closes its attributes
-            buf += chunk
-        line, buf = buf.split(b"\n", 1)
         try:
-            path, version = json.loads(line.decode("ascii"))
-            answer = attributes.store(path, version)
+            claimed = os.read(requests, _JOB.size)
+        except (BlockingIOError, InterruptedError):
+            try:
+                os.write(idle, b".")
+            except OSError:  # the module process has stopped listening: EOF follows
+                pass
+            select.select([requests], [], [])
+            continue
+        if not claimed:
+            return  # the worker's exit closes its attributes
+        (index,) = _JOB.unpack(claimed)
+        try:
+            path, version = jobs[index]
+            result, code = attributes.store(path, version)
         except Exception:  # pylint: disable=broad-except
-            answer = [None, errno.EIO]
-        _write_fully(answers, json.dumps(answer).encode("ascii") + b"\n")
+            result, code = None, errno.EIO
+        os.write(answers, _ANSWER.pack(index, -1 if result is None else result, code or 0, time.monotonic()))
 
 
 class _Worker(object):
-    """A child process that writes what it is sent, one job at a time."""
+    """A child process that writes the jobs whose numbers it is sent, in order."""
 
-    def __init__(self, others):
+    def __init__(self, jobs, others):
         req_r, req_w = os.pipe()
         ans_r, ans_w = os.pipe()
+        idle_r, idle_w = os.pipe()
+        os.set_blocking(req_r, False)  # for the worker and, taking numbers back, for this process
         pid = os.fork()
-        if pid == 0:  # the child: only its own two pipe ends stay open
+        if pid == 0:  # the child: only its own pipe ends stay open
             status = 0
             try:
-                os.close(req_w)
-                os.close(ans_r)
+                for fd in (req_w, ans_r, idle_r):
+                    os.close(fd)
                 for other in others:
                     other.close_fds()
                 _leave_output()
-                _serve(req_r, ans_w)
+                _serve(jobs, req_r, ans_w, idle_w)
             except BaseException:  # pylint: disable=broad-except
                 status = 1
             finally:
                 os._exit(status)  # pylint: disable=protected-access
-        os.close(req_r)
         os.close(ans_w)
-        self.pid, self.requests, self.answers = pid, req_w, ans_r
-        self.job, self.since, self.deadline = None, None, None
+        os.close(idle_w)
+        os.set_blocking(ans_r, False)
+        os.set_blocking(idle_r, False)
+        self.pid, self.requests, self.answers, self.idle, self.unclaimed = pid, req_w, ans_r, idle_r, req_r
+        self.queued = collections.deque()  # numbers sent and not answered, in order: the first is being written
+        self.since = None  # when the first of them began (sent to an idle worker, or the last answer's end)
         self.gone = False
         self._buf = b""
 
     def close_fds(self, fds=None):
-        for fd in (self.requests, self.answers) if fds is None else fds:
+        for fd in (self.requests, self.answers, self.idle, self.unclaimed) if fds is None else fds:
             try:
                 os.close(fd)
             except OSError:
                 pass
 
-    def send(self, job, timeout):
-        """Hand over one job; False when the worker is gone."""
+    def send(self, numbers):
+        """Queue jobs; False when the worker is gone."""
         try:
-            _write_fully(self.requests, json.dumps(list(job)).encode("ascii") + b"\n")
+            _write_fully(self.requests, b"".join(_JOB.pack(n) for n in numbers))
         except OSError:
             return False
-        self.job, self.since = job, time.monotonic()
-        self.deadline = self.since + timeout
+        if not self.queued:
+            self.since = time.monotonic()
+        self.queued.extend(numbers)
         return True
 
     def receive(self):
-        """Read what is there: ``(result, errno)`` once the answer is whole, else None.
+        """The answers there are now: ``{number: (result, errno)}``; at EOF the worker is ``gone``."""
+        _read_available(self.idle)
+        data, ended = _read_available(self.answers)
+        self._buf += data
+        out = {}
+        whole = len(self._buf) - len(self._buf) % _ANSWER.size
+        for offset in range(0, whole, _ANSWER.size):
+            number, result, code, ended_at = _ANSWER.unpack_from(self._buf, offset)
+            if self.queued and self.queued[0] == number:  # answers come in the order sent
+                self.queued.popleft()
+                out[number] = (None if result < 0 else result, code or None)
+                self.since = ended_at
+        self._buf = self._buf[whole:]
+        self.gone = self.gone or ended
+        return out
 
-        A worker that died (EOF) answers EIO for its write and is marked ``gone``.
-        """
-        chunk = os.read(self.answers, 4096)
-        if not chunk:
-            self.gone = True
-            return None, errno.EIO
-        self._buf += chunk
-        if b"\n" not in self._buf:
-            return None
-        line, self._buf = self._buf.split(b"\n", 1)
-        self.job = None
-        try:
-            result, code = json.loads(line.decode("ascii"))
-        except ValueError:
-            return None, errno.EIO
-        return result, code
+    def take_back(self):
+        """The numbers this worker has not claimed yet, which it now never will (in order)."""
+        data = _read_available(self.unclaimed)[0]
+        numbers = [_JOB.unpack_from(data, offset)[0] for offset in range(0, len(data), _JOB.size)]
+        taken = set(numbers)
+        self.queued = collections.deque(n for n in self.queued if n not in taken)
+        return numbers
 
     def stop(self):
         """End the worker: an idle one at EOF, a busy one (or one that does not end) by SIGKILL."""
-        self.close_fds([self.requests])
-        ended = self.job is None and self._ended(1.0)
+        self.close_fds([self.requests, self.unclaimed, self.idle])
+        ended = not self.queued and self._ended(1.0)
         self.close_fds([self.answers])
         if ended and _reaped(self.pid, None):  # it closed its pipe on its way out: only the end is left
             return
@@ -585,13 +638,12 @@ class _Worker(object):
 
     def _ended(self, wait):
         """Wait up to ``wait`` seconds for the end of the answers: the worker ending at EOF of its requests."""
+        if self.gone:
+            return True
         deadline = time.monotonic() + wait
         while select.select([self.answers], [], [], max(0.0, deadline - time.monotonic()))[0]:
-            try:
-                if not os.read(self.answers, 4096):
-                    return True
-            except OSError:
-                return False
+            if _read_available(self.answers)[1]:
+                return True
         return False
 
 
@@ -616,75 +668,99 @@ def _reaped(pid, wait):
 
 
 class _Writers(object):
-    """Runs a batch of writes through as few workers as its drivers allow."""
+    """Runs a batch of writes through as few workers, and as few wake-ups, as its drivers allow."""
 
     def __init__(self, timeout, parallel, slow=SLOW_WRITE):
         self.timeout = timeout
         self.parallel = max(1, parallel)
         self.slow = min(slow, timeout / 2.0)
+        self.window = WINDOW  # one job at a time once a write has been slow
         self.workers = []
 
     def run(self, jobs):
-        pending, outcomes = list(reversed(jobs)), {}
+        """Write each ``(path, version)``; return ``{job: (result, errno)}``."""
+        pending, outcomes = list(reversed(range(len(jobs)))), {}
         try:
             while pending or self._busy():
-                self._dispatch(pending, outcomes)
+                self._dispatch(jobs, pending, outcomes)
                 self._wait(pending, outcomes)
         finally:
             while self.workers:
                 self.workers.pop().stop()
-        return outcomes
+        return dict((jobs[n], outcome) for n, outcome in outcomes.items())
 
     def _busy(self):
-        return [w for w in self.workers if w.job is not None]
+        return [w for w in self.workers if w.queued]
 
-    def _give(self, worker, job, outcomes):
-        if not worker.send(job, self.timeout):
-            outcomes[job] = (None, errno.EIO)
+    def _give(self, worker, pending, outcomes):
+        numbers = [pending.pop() for dummy in range(min(self.window, len(pending)))]
+        if not worker.send(numbers):
+            for n in numbers:
+                outcomes[n] = (None, errno.EIO)
             self._retire(worker)
 
     def _retire(self, worker):
         self.workers.remove(worker)
         worker.stop()
 
+    @staticmethod
+    def _put_back(pending, numbers):
+        pending.extend(reversed(numbers))  # next, in their order
+
     def _may_grow(self, now):
         """Another worker helps only while every worker waits on a slow write."""
         return len(self.workers) < self.parallel and \
-            all(w.job is not None and now - w.since >= self.slow for w in self.workers)
+            all(w.queued and now - w.since >= self.slow for w in self.workers)
 
-    def _dispatch(self, pending, outcomes):
+    def _dispatch(self, jobs, pending, outcomes):
         for worker in list(self.workers):
-            if worker.job is None and pending:
-                self._give(worker, pending.pop(), outcomes)
+            if not worker.queued and pending:
+                self._give(worker, pending, outcomes)
         while pending and self._may_grow(time.monotonic()):
             try:
-                worker = _Worker(self.workers)
+                worker = _Worker(jobs, self.workers)
             except OSError as exc:  # no process to write with (EAGAIN, ENOMEM)
                 if self.workers:
                     return  # the running workers take the rest
                 outcomes[pending.pop()] = (None, exc.errno)
                 continue
             self.workers.append(worker)
-            self._give(worker, pending.pop(), outcomes)
+            self._give(worker, pending, outcomes)
 
     def _wait(self, pending, outcomes):
         busy = self._busy()
         if not busy:
             return
-        wake = min(w.deadline for w in busy)
-        if pending and len(self.workers) < self.parallel:
+        wake = min(w.since for w in busy) + self.timeout
+        if len(self.workers) < self.parallel and (pending or any(len(w.queued) > 1 for w in busy)):
             wake = min(wake, max(w.since for w in busy) + self.slow)
-        ready = select.select([w.answers for w in busy], [], [], max(0.0, wake - time.monotonic()))[0]
+        select.select([w.idle for w in busy], [], [], max(0.0, wake - time.monotonic()))
         for worker in busy:
-            if worker.answers in ready:
-                job = worker.job
-                outcome = worker.receive()
-                if outcome is not None:
-                    outcomes[job] = outcome
-                if worker.gone:  # died mid-write: the rest goes to another worker
-                    self._retire(worker)
+            self._collect(worker, pending, outcomes)
         now = time.monotonic()
         for worker in self._busy():
-            if worker.deadline <= now:
-                outcomes[worker.job] = ("timeout", errno.ETIMEDOUT)
-                self._retire(worker)
+            if now - worker.since >= self.timeout:
+                self._give_up(worker, pending, outcomes)
+        if len(self.workers) < self.parallel:
+            for worker in self._busy():
+                if len(worker.queued) > 1 and now - worker.since >= self.slow:
+                    # what waits behind a slow write goes to another worker, one job at a time
+                    self._put_back(pending, worker.take_back())
+                    self.window = 1
+
+    def _collect(self, worker, pending, outcomes):
+        outcomes.update(worker.receive())
+        if worker.gone:  # died mid-write: that write is EIO, the rest goes to another worker
+            self._put_back(pending, worker.take_back())
+            for number in worker.queued:
+                outcomes[number] = (None, errno.EIO)
+            self._retire(worker)
+
+    def _give_up(self, worker, pending, outcomes):
+        """The first queued write is older than the time limit: ETIMEDOUT, unless it answers now."""
+        late = worker.queued[0]
+        self._put_back(pending, worker.take_back())
+        self._collect(worker, pending, outcomes)
+        if worker in self.workers and worker.queued and worker.queued[0] == late:
+            outcomes[late] = ("timeout", errno.ETIMEDOUT)
+            self._retire(worker)  # killed: its write is still queued

@@ -10,6 +10,7 @@ verdicts come from the emulator's rule classes, never from the probe.
 
 import json
 import os
+import resource
 import signal
 import threading
 import time
@@ -17,7 +18,7 @@ import time
 import pytest
 
 from ansible_collections.vfio.migration.plugins.module_utils import _errno as E
-from ansible_collections.vfio.migration.plugins.module_utils._probe import Prober
+from ansible_collections.vfio.migration.plugins.module_utils._probe import Prober, _Writers
 from tests.ansible_runner import adhoc, write_inventory
 from tests.emulator.mount import EmulatorMount, fuse_unavailable
 from tests.emulator.rules import build_rule
@@ -55,6 +56,9 @@ def target(tmp_path_factory):
     gpu = B.nvidia_vgpu(t, HANG_PARENT, types={"258": B.NVIDIA_TYPES["258"]})
     t.mdev_type(gpu, "odd-hang", "vfio-pci", 1, migration={"rule": "hang", "self": "h-1"})
     t.mdev_type(gpu, "odd-hang2", "vfio-pci", 1, migration={"rule": "hang", "self": "h-2"})
+    # answers after 1.3 s: slower than SLOW_WRITE, well within a 4 s limit
+    t.mdev_type(gpu, "odd-slow", "vfio-pci", 1,
+                migration={"rule": "slow", "delay": 1.3, "inner": {"rule": "exact", "self": "s-1"}})
     t.save()
     rules = json.loads((base / "src" / "target" / "rules.json").read_text())["attributes"]
     with EmulatorMount(str(base / "src"), str(base / "mnt"), str(base / "writes.log")) as emu:
@@ -109,6 +113,43 @@ def test_a_batch_of_100_writes_forks_once(target):
         opens.setdefault(w["path"], set()).add(w["open"])
     assert len(opens) == 2 and all(len(o) == 1 for o in opens.values())
     assert len(set().union(*opens.values())) == 2
+
+
+def test_a_batch_puts_the_module_process_to_sleep_once_not_once_per_write(target):
+    """The worker is sent the whole batch and answers into a pipe nobody waits on;
+    the module process wakes when the worker has run out of jobs. Counted by the
+    kernel: this thread's voluntary context switches while 100 writes are made."""
+    paths = [os.path.realpath(os.path.join(target["root"], "class", "mdev_bus", parent, "mdev_supported_types",
+                                           "nvidia-257", "migration_version"))
+             for parent in ("0000:3b:00.0", "0000:5e:00.0")]
+    jobs = [(path, NV % ("2.%d" % i)) for i in range(50) for path in paths]
+    before, forks = len(target["emu"].writes()), ForkCounter.count
+    start = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
+    outcomes = _Writers(10, 8).run(jobs)
+    sleeps = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw - start
+    writes = target["emu"].writes()[before:]
+    assert sorted(outcomes) == sorted(jobs) and len(writes) == 100 and ForkCounter.count - forks == 1
+    assert sleeps <= 8, sleeps  # one per write would be 100
+    assert [(w["path"], w["data"]) for w in writes] == [
+        (os.path.relpath(path, target["emu"].path()), version + "\n") for path, version in jobs]
+    accepted = [job for job, (result, code) in outcomes.items() if code is None]
+    assert accepted and all(outcomes[job] == (len(job[1]) + 1, None) for job in accepted)
+
+
+def test_a_slow_write_keeps_its_verdict_and_the_jobs_behind_it_move_on(target):
+    """A write older than SLOW_WRITE: the jobs queued behind it are taken back and go to a
+    second worker; the slow one still answers (no time-out), and nothing is written twice."""
+    checks = [{"id": "slow", "mdev_type": "odd-slow", "version": "s-1"},
+              {"id": "slow-no", "mdev_type": "odd-slow", "version": "s-0"}] + nv_checks("behind", 10)
+    results, writes, forks, elapsed = run(target, checks, timeout=4)
+    status = {r["id"]: (r["status"], r["errno_name"]) for r in results if r["id"].startswith("slow")}
+    assert status == {"slow": ("compatible", None), "slow-no": ("incompatible", "EINVAL")}
+    assert_true_verdicts(target, results, checks)
+    assert len(writes) == 22 and len({(w["path"], w["data"]) for w in writes}) == 22  # each job once
+    assert forks == 2
+    first = {w["pid"] for w in writes if w["data"] == "s-1\n"}
+    assert {w["pid"] for w in writes if w["data"] == "s-0\n"} - first  # taken back from the slow worker
+    assert elapsed < 4 + 1.3 * 2  # two slow writes and the resolve's slow read, none timed out
 
 
 def test_the_same_holds_with_parallel_one_and_a_short_timeout(target):
