@@ -7,13 +7,23 @@ loads ``plugins/module_utils/_probe.py`` of another commit beside this
 checkout's, so both run on the same mount in the same run.
 
     .venv/bin/python bench/probe_writes.py --against 2ad8b4c --repeat 7
+    .venv/bin/python bench/probe_writes.py --against 5d19a0d --writers-only --repeat 60 --load 4
 
-Needs ``/dev/fuse`` and root, like the emulator tests.
+A second table times the writer processes alone (``_Writers.run``) writing 48
+versions to 8 plain files, which answer at once, as a real host's sysfs
+answers in the kernel: wall and CPU (the module process and its writers) per
+batch, and how often the module process went to sleep (its voluntary context
+switches). ``--load N`` keeps N busy processes running meanwhile, as a fleet
+run with many forks keeps the cores busy. The two probes take turns.
+
+The emulator table needs ``/dev/fuse`` and root, like the emulator tests.
 """
 
 import argparse
 import importlib.util
 import os
+import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -52,16 +62,67 @@ def probe_module(rev, workdir):
     return module
 
 
+def _busy(count):
+    """``count`` processes that only spin, until killed."""
+    pids = []
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:
+            while True:
+                pass
+        pids.append(pid)
+    return pids
+
+
+def writers_alone(probes, repeat, work, load=0):
+    """Table rows: each probe's ``_Writers`` writing 48 versions to 8 plain files, taking turns."""
+    paths = []
+    for i in range(8):
+        paths.append(os.path.join(work, "migration_version-%d" % i))
+        open(paths[-1], "w").close()
+    jobs = [(paths[i % 8], "000210de-nvidia-256-2.%d" % i) for i in range(48)]
+    got = {name: [] for name, dummy in probes}
+    spinners = _busy(load)
+    try:
+        for rep in range(repeat):
+            for name, module in probes if rep % 2 else probes[::-1]:
+                own0, kids0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+                start = time.perf_counter()
+                module._Writers(10, 8).run(jobs)  # pylint: disable=protected-access
+                wall = time.perf_counter() - start
+                own1, kids1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = sum(getattr(b, f) - getattr(a, f) for a, b in ((own0, own1), (kids0, kids1))
+                          for f in ("ru_utime", "ru_stime"))
+                got[name].append((wall * 1e3, cpu * 1e3, own1.ru_nvcsw - own0.ru_nvcsw))
+    finally:
+        for pid in spinners:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    rows = ["| probe | busy processes | wall ms, median / min | CPU ms, median | the module process's sleeps |",
+            "|---|---:|---:|---:|---:|"]
+    for name, dummy in probes:
+        walls, cpus, sleeps = zip(*got[name])
+        rows.append("| %s | %d | %.2f / %.2f | %.2f | %d |" % (name, load, statistics.median(walls), min(walls),
+                                                              statistics.median(cpus), statistics.median(sleeps)))
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--against", help="a commit whose probe to compare with")
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--writers-only", action="store_true", help="only the writers, to plain files (no emulator)")
+    parser.add_argument("--load", type=int, default=0, metavar="N", help="busy processes while the writers run")
     opts = parser.parse_args(argv)
     os.register_at_fork(after_in_parent=Forks.forked)
     with tempfile.TemporaryDirectory(prefix="vfio-probe-bench-") as work:
         probes = [("this checkout", probe_module(None, work))]
         if opts.against:
             probes.insert(0, (opts.against, probe_module(opts.against, work)))
+        print("\n".join(writers_alone(probes, opts.repeat, work, opts.load)))
+        if opts.writers_only:
+            return
+        print()
         tree = B.SysfsTree(os.path.join(work, "src", "target"))
         B.nvidia_vgpu(tree, "0000:3b:00.0", minor=3, types={"257": B.NVIDIA_TYPES["257"]})
         B.nvidia_vgpu(tree, "0000:5e:00.0", minor=1, types={"257": B.NVIDIA_TYPES["257"]})

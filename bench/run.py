@@ -287,19 +287,38 @@ ALTERNATE_ECHO = """
       ignore_unreachable: true
       failed_when: false
 """
+ALTERNATE_AB = """
+    - name: The probe with its module_utils of another revision (bench/snapshot.py probe_at), turn {k}
+      bench_probe_ab:
+        batches_var: vfio_migration_batches
+        sysfs_root: "{{{{ ansible_facts.get('vfio_mdev', {{}}).get('sysfs_root', '/sys') }}}}"
+        allow_non_sysfs: true
+        timeout: 10
+        compact: true
+      register: bench_ab_result
+      ignore_unreachable: true
+      failed_when: false
+"""
 LIBRARY = os.path.join(HERE, "library")
 # the echo module's action: the probe's, so the batch reaches both the same way
 ECHO_ACTIONS = os.path.join(HERE, "action_plugins")
 
 
-def alternate_playbook(path, turns, echo_results=None):
+def alternate_playbook(path, turns, echo_results=None, ab=False):
     """A play that gathers once, then runs a ping, the facts role and the matrix role's own probe step
     ``turns`` times each, in turn; with ``echo_results`` (a file of probe results) also, after each probe,
-    ``bench/library/bench_probe_echo.py`` with the same batch, returning those results."""
+    ``bench/library/bench_probe_echo.py`` with the same batch, returning those results. With ``ab``,
+    each turn also runs ``bench_probe_ab`` (another revision's probe), after the probe step in odd
+    turns and before it in even ones."""
     with open(path, "w") as f:
         f.write(ALTERNATE_HEAD)
         for k in range(turns):
-            f.write(ALTERNATE_PAIR.format(k=k + 1))
+            pair = ALTERNATE_PAIR.format(k=k + 1)
+            if ab:
+                step = pair.index("\n    - name: The matrix role's probe step")
+                ab_turn = ALTERNATE_AB.format(k=k + 1)
+                pair = pair + ab_turn if k % 2 == 0 else pair[:step] + ab_turn + pair[step:]
+            f.write(pair)
             if echo_results:
                 f.write(ALTERNATE_ECHO.format(k=k + 1, results=json.dumps(echo_results)))
     return path
@@ -335,18 +354,24 @@ def alternate_summary(tasks):
     probes = [t for t in tasks if t["action"] == "vfio.migration.migration_probe"]
     gathers = [t for t in tasks if t["action"] == "vfio.migration.mdev_facts"][1:]
     echoes = [t for t in tasks if t["action"].endswith("bench_probe_echo")]
+    abs_ = [t for t in tasks if t["action"].endswith("bench_probe_ab")]
     out = {"turns": len(probes)}
     for key, field in (("wall", "seconds"), ("cpu", "cpu"), ("cpu_host", None)):
         def value(t):
             return t["cpu"] - t.get("emulator_cpu", 0) if field is None else t[field]
         ping = median([value(t) for t in pings])
         out["ping_" + key] = round(ping, 3)
-        for name, got in (("probe", probes), ("gather", gathers), ("echo", echoes)):
+        for name, got in (("probe", probes), ("gather", gathers), ("echo", echoes), ("ab", abs_)):
             if got:
                 mid = median([value(t) for t in got])
                 out["%s_%s" % (name, key)] = round(mid, 3)
                 out["%s_per_ping_%s" % (name, key)] = round(mid / ping, 3) if ping else None
+        if abs_ and probes:
+            # the other revision's probe against this checkout's, turn by turn
+            out["probe_per_ab_" + key] = round(median([value(p) / value(a) for p, a in zip(probes, abs_)]), 3)
     out["pairs_wall"] = [round(q["seconds"] / p["seconds"], 3) for p, q in zip(pings, probes)]
+    if abs_:
+        out["ab_pairs_wall"] = [round(p["seconds"] / a["seconds"], 3) for p, a in zip(probes, abs_)]
     return out
 
 
@@ -357,7 +382,7 @@ def fleet_dir(shape, base=BUILD):
 
 def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, count_sizes=None,
                extra_env=None, log=print, reports_max=None, compare_collections=None, shape="mix",
-               trees=None, ssh=None, alternate=0, emulators=1, echo=False, timed_runs=True):
+               trees=None, ssh=None, alternate=0, emulators=1, echo=False, timed_runs=True, ab_probe=None):
     """Build the fleet once (max size), mount it once, and for each size run the floor and the
     readiness run (without and with reports) ``repeat`` times, interleaved; then a counting run.
 
@@ -371,6 +396,8 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
     answering every host is a shared queue no real fleet has: each host has its own kernel).
     ``echo`` (dense shape): the alternating run also takes ``bench_probe_echo`` turns (``alternate_playbook``).
     ``timed_runs=False`` leaves out the floor and readiness runs (the alternating run alone).
+    ``ab_probe`` (a git revision): the alternating run also takes turns of the probe with that
+    revision's ``module_utils`` (``bench/snapshot.py: probe_at``), for an A/B of the probe in one play.
     """
     import contextlib
     from tests.emulator.mount import EmulatorMount, fuse_unavailable, read_write_log
@@ -506,15 +533,22 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
                 if echo:
                     stored = stored_probe_results(os.path.join(mounts[0], names[0], "sys"), _dense_checks(),
                                                   os.path.join(workdir, "echo-results.json"))
-                cmd = [playbook, "-i", inv, alternate_playbook(os.path.join(workdir, "alternate.yml"), alternate, stored)]
+                cmd = [playbook, "-i", inv, alternate_playbook(os.path.join(workdir, "alternate.yml"), alternate, stored,
+                                                               ab=bool(ab_probe))]
                 tasks_out = os.path.join(logs, "tasks-alternate-%d.json" % n)
                 e = dict(env, ANSIBLE_CALLBACKS_ENABLED="bench_tasks", BENCH_TASKS_OUT=tasks_out,
                          BENCH_EMULATOR_PID=",".join(str(p) for p in pid))
-                if echo:
+                if echo or ab_probe:
                     e.update(ANSIBLE_LIBRARY=LIBRARY, ANSIBLE_ACTION_PLUGINS=ECHO_ACTIONS)
+                if ab_probe:
+                    from bench.snapshot import probe_at  # pylint: disable=import-outside-toplevel
+                    other = probe_at(os.path.join(workdir, "ab-probe"), ab_probe)
+                    e["ANSIBLE_COLLECTIONS_PATH"] = "%s:%s" % (e["ANSIBLE_COLLECTIONS_PATH"], other)
+                    e["ANSIBLE_LIBRARY"] = "%s:%s" % (LIBRARY, os.path.join(other, "library"))
                 if ssh:
                     e["ANSIBLE_SSH_CONTROL_PATH_DIR"] = ssh.control_dir(cpbase, "alternate-%d" % n)
                 logfile = os.path.join(logs, "alternate-%d.log" % n)
+                before = log_sizes()
                 try:
                     res = timed(cmd, e, log=logfile, emulator_pid=pid)
                 finally:
@@ -526,10 +560,33 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
                 with open(tasks_out) as f:
                     res["tasks"] = json.load(f)["tasks"]
                 res.update(alternate_summary(res["tasks"]), command=shell_line(cmd, env_keys, e))
+                if ab_probe:
+                    # a probe that fails on the host is quick, and its time says nothing: every host written to
+                    # must have had its whole batch written by both probes in every turn (one writer process per
+                    # probe run, so a batch is the most common count of writes by one process on that host)
+                    writers = {}
+                    for w in writes_since(before):
+                        per_pid = writers.setdefault(w["path"].split("/", 1)[0], {})
+                        per_pid[w["pid"]] = per_pid.get(w["pid"], 0) + 1
+                    short = sorted(h for h, per_pid in writers.items() if sum(per_pid.values()) != 2 * alternate * max(
+                        set(per_pid.values()), key=list(per_pid.values()).count))
+                    if not writers or short:
+                        raise SystemExit("alternating run over %d hosts: not both probes wrote in every turn on %s; "
+                                         "see %s" % (n, ", ".join(short[:5]) or "any host", logfile))
+                    res["ab_hosts_written"] = len(writers)
+                short = [t["name"] for t in res["tasks"] if t["action"].endswith(("migration_probe", "bench_probe_ab"))
+                         and t.get("answered", 0) < n]
+                if short:  # a probe that failed on a host is quick: its time would say nothing
+                    raise SystemExit("alternating run over %d hosts: not every host answered in %s: see %s" % (
+                        n, "; ".join(short), logfile))
                 rec["alternate"] = res
-                if echo:
+                if echo or ab_probe:
                     res["command"] = "ANSIBLE_LIBRARY=%s ANSIBLE_ACTION_PLUGINS=%s %s" % (
-                        _rel(LIBRARY), _rel(ECHO_ACTIONS), res["command"])
+                        _rel(e["ANSIBLE_LIBRARY"]), _rel(ECHO_ACTIONS), res["command"])
+                if ab_probe:
+                    res["ab_probe"] = ab_probe
+                    res["command"] += "  # after bench/snapshot.py's probe_at(%s, %s)" % (
+                        _rel(os.path.join(workdir, "ab-probe")), ab_probe)
                 log("  N=%d alternating: probe / ping %.2f wall, %.2f CPU over %d turns" % (
                     n, res["probe_per_ping_wall"], res["probe_per_ping_cpu"], res["turns"]))
             if n in count_sizes:

@@ -70,13 +70,14 @@ OUT = os.path.join(R.BUILD, "shapes.json")
 
 
 def run_variant(name, sizes, repeat=1, reports=True, ssh_endpoints=20, workdir=None, log=print, compare=None,
-                alternate=0, emulators=1, echo=False, timed_runs=True):
+                alternate=0, emulators=1, echo=False, timed_runs=True, ab_probe=None):
     """One variant at ``sizes``: the fleet part's result plus the variant's settings.
 
     ``compare``: a collections path (``bench/snapshot.py``) whose readiness run is timed too, in the same run.
     ``alternate``: turns of the alternating run (a ping and the probe task, turn about; 0: none).
     ``emulators``: FUSE emulator processes sharing the hosts (``bench/run.py: fleet_part``).
     ``echo``: the alternating run also takes ``bench_probe_echo`` turns; ``timed_runs=False``: that run alone.
+    ``ab_probe``: a git revision whose probe the alternating run also takes turns of.
     """
     v = VARIANTS[name]
     work = workdir or os.path.join(R.BUILD, "shapes", name)
@@ -85,7 +86,8 @@ def run_variant(name, sizes, repeat=1, reports=True, ssh_endpoints=20, workdir=N
     machine = R.machine()
     kwargs = dict(forks=v["forks"], reports=reports, repeat=repeat, pipelining=v["pipelining"], workdir=work,
                   count_sizes=[], log=log, shape=v["shape"], trees=trees, compare_collections=compare,
-                  alternate=alternate, emulators=emulators, echo=echo, timed_runs=timed_runs)
+                  alternate=alternate, emulators=emulators, echo=echo, timed_runs=timed_runs,
+                  ab_probe=ab_probe)
     if v["ssh"]:
         with S.LoopbackSshd(work, ssh_endpoints) as ssh:
             res = R.fleet_part(sizes, ssh=ssh, **kwargs)
@@ -133,6 +135,11 @@ def rows(results):
                 "alt_gather_per_ping_cpu": alt.get("gather_per_ping_cpu") if local else None,
                 "alt_echo_per_ping": alt.get("echo_per_ping_wall"),
                 "alt_echo_per_ping_cpu": alt.get("echo_per_ping_cpu") if local else None,
+                "ab_probe": alt.get("ab_probe"), "alt_ab_per_ping": alt.get("ab_per_ping_wall"),
+                "alt_probe_per_ab": alt.get("probe_per_ab_wall"),
+                "alt_probe_per_ab_cpu": alt.get("probe_per_ab_cpu") if local else None,
+                "alt_probe_per_ab_cpu_host": alt.get("probe_per_ab_cpu_host") if local else None,
+                "alt_ab_pairs": alt.get("ab_pairs_wall"),
                 "compare_ratio": (rec.get("readiness@compare") or {}).get("ratio_wall"),
                 "compare_probe_per_ping": (rec.get("readiness@compare") or {}).get("probe_per_ping"),
                 "compare_probe_per_ping_cpu": (rec.get("readiness@compare") or {}).get("probe_per_ping_cpu")
@@ -186,6 +193,17 @@ def markdown(results):
                 r["variant"], r["emulators"], r["hosts"], r["alt_turns"], _f(r["alt_probe_per_ping"]),
                 _f(r["alt_probe_per_ping_cpu"]), _f(r["alt_probe_per_ping_cpu_host"]), _f(r["alt_gather_per_ping"]),
                 _f(r["alt_gather_per_ping_cpu"]), _f(r["alt_echo_per_ping"]), _f(r["alt_echo_per_ping_cpu"])))
+    ab = [r for r in rows(results) if r["ab_probe"]]
+    if ab:
+        lines += ["", "This checkout's probe against another revision's, turn about in the same run (``--ab-probe``; "
+                  "median of the per-turn ratios):", "",
+                  "| variant | hosts | turns | revision | its probe / ping | this / it, wall | CPU "
+                  "| CPU, emulator left out | per turn, wall |", "|---|---:|---:|---|---:|---:|---:|---:|---|"]
+        for r in ab:
+            lines.append("| %s | %d | %d | %s | %s | **%s** | %s | %s | %s |" % (
+                r["variant"], r["hosts"], r["alt_turns"], r["ab_probe"], _f(r["alt_ab_per_ping"]),
+                _f(r["alt_probe_per_ab"]), _f(r["alt_probe_per_ab_cpu"]), _f(r["alt_probe_per_ab_cpu_host"]),
+                ", ".join("%.2f" % x for x in r["alt_ab_pairs"] or [])))
     compared = [r for r in rows(results) if r["compare_ratio"] is not None]
     if compared:
         lines += ["", "The same run with the compared collection (``--compare``):", "",
@@ -217,6 +235,8 @@ def main(argv=None):
     ap.add_argument("--echo", action="store_true",
                     help="dense shape: the alternating run also runs bench/library/bench_probe_echo.py each turn")
     ap.add_argument("--alternate-only", action="store_true", help="no floor and readiness runs, the alternating run alone")
+    ap.add_argument("--ab-probe", metavar="REV", default=None,
+                    help="the alternating run also takes turns of the probe with this revision's module_utils")
     ap.add_argument("--compare", metavar="DIR", default=None,
                     help="also time readiness with the collection on this ANSIBLE_COLLECTIONS_PATH (bench/snapshot.py)")
     ap.add_argument("--out", default=OUT)
@@ -242,7 +262,7 @@ def main(argv=None):
             res = run_variant(name, [n], args.repeat, not args.no_reports, endpoints,
                               log=lambda *a: print(*a, flush=True), compare=args.compare,
                               alternate=args.alternate, emulators=args.emulators, echo=args.echo,
-                              timed_runs=not args.alternate_only)
+                              timed_runs=not args.alternate_only, ab_probe=args.ab_probe)
             key = "%s@%d" % (name, n) + ("/%de" % args.emulators if args.emulators > 1 else "") + \
                 ("/alternate" if args.alternate_only else "")
             results[key] = res

@@ -38,6 +38,42 @@ def snapshot(dest, rev, files):
     return os.path.abspath(dest)
 
 
+AB_NAMESPACE = "vfioab"
+AB_MODULE = "bench_probe_ab"
+PROBE_UTILS = ("_errno.py", "_probe.py", "_sysfs.py", "_version.py")
+
+
+def probe_at(dest, rev):
+    """The probe module with its ``module_utils`` as they are in ``rev``, beside this checkout's, for one play.
+
+    Writes ``DEST/ansible_collections/vfioab/migration/plugins/module_utils`` (those files, their
+    imports renamed to the ``vfioab`` namespace) and ``DEST/library/bench_probe_ab.py`` (this
+    checkout's ``migration_probe`` importing them). With ``DEST`` added to ANSIBLE_COLLECTIONS_PATH
+    and ``DEST/library`` to ANSIBLE_LIBRARY, a task ``bench_probe_ab`` (its action is the probe's,
+    ``bench/action_plugins``) runs the probe of ``rev`` on the host. Returns ``DEST``.
+    """
+    dest = os.path.abspath(dest)
+    utils = os.path.join(dest, "ansible_collections", AB_NAMESPACE, "migration", "plugins", "module_utils")
+    shutil.rmtree(os.path.join(dest, "ansible_collections"), ignore_errors=True)
+    os.makedirs(utils)
+    os.makedirs(os.path.join(dest, "library"), exist_ok=True)
+
+    def renamed(text):
+        return text.replace("ansible_collections.vfio.migration.", "ansible_collections.%s.migration." % AB_NAMESPACE)
+    for name in PROBE_UTILS:
+        text = subprocess.run(["git", "show", "%s:plugins/module_utils/%s" % (rev, name)], cwd=REPO,
+                              capture_output=True, check=True, text=True).stdout
+        with open(os.path.join(utils, name), "w") as out:
+            out.write(renamed(text))
+    for init in (utils, os.path.dirname(utils)):
+        open(os.path.join(init, "__init__.py"), "w").close()
+    with open(os.path.join(REPO, "plugins", "modules", "migration_probe.py")) as f:
+        module = renamed(f.read())
+    with open(os.path.join(dest, "library", AB_MODULE + ".py"), "w") as out:
+        out.write(module)
+    return dest
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 3:
         sys.exit(__doc__)

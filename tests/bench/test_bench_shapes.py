@@ -12,6 +12,7 @@ SSH, that the modules really ran through the sshd endpoints.
 import collections
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -22,20 +23,31 @@ from bench import sshd as S
 from tests.emulator.mount import fuse_unavailable
 
 N = 5
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _variant(tmp_path_factory, name, endpoints=2, emulators=1, echo=False):
+def _variant(tmp_path_factory, name, endpoints=2, emulators=1, echo=False, ab_probe=None):
     if fuse_unavailable():
         pytest.skip(fuse_unavailable())
     work = str(tmp_path_factory.mktemp("shapes") / name)
     return shapes.run_variant(name, [N], repeat=1, reports=False, ssh_endpoints=endpoints, workdir=work,
-                              log=lambda *a: None, alternate=1, emulators=emulators, echo=echo), work
+                              log=lambda *a: None, alternate=1, emulators=emulators, echo=echo,
+                              ab_probe=ab_probe), work
+
+
+def _head():
+    """This checkout's commit, for an A/B of the probe against itself (None outside a git clone)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 @pytest.fixture(scope="module")
 def dense(tmp_path_factory):
-    # the shape, with pipelining, its hosts shared by two emulator processes
-    return _variant(tmp_path_factory, "dense-f10-pipe", emulators=2, echo=True)
+    # the shape, with pipelining, its hosts shared by two emulator processes; the probe also A/B against HEAD's
+    return _variant(tmp_path_factory, "dense-f10-pipe", emulators=2, echo=True, ab_probe=_head())
 
 
 def _sshd_start_problem(tmp_path_factory):
@@ -107,6 +119,14 @@ def test_dense_shape_ratios_and_task_comparison(dense):
     assert len(echo) == 1 and rec["alternate"]["echo_per_ping_wall"] > 0
     assert "ANSIBLE_LIBRARY=bench/library ANSIBLE_ACTION_PLUGINS=bench/action_plugins" in rec["alternate"]["command"]
     assert "| dense-f10-pipe | local | 10 | yes | 2 | %d |" % N in shapes.markdown({"dense-f10-pipe@%d" % N: res})
+    # the A/B turn: the probe with HEAD's module_utils, under its own name, beside this checkout's
+    alt = rec["alternate"]
+    if alt.get("ab_probe"):
+        ab = [t for t in alt["tasks"] if t["action"].endswith("bench_probe_ab")]
+        assert len(ab) == 1 and alt["ab_hosts_written"] == N  # every host: both probes wrote their whole batch
+        assert alt["probe_per_ab_wall"] > 0 and len(alt["ab_pairs_wall"]) == 1
+        assert "| dense-f10-pipe | %d | 1 | %s |" % (N, alt["ab_probe"]) in shapes.markdown(
+            {"dense-f10-pipe@%d" % N: res})
 
 
 @pytest.mark.emulator

@@ -1,0 +1,13 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Bench action for ``bench_probe_ab`` (``bench/snapshot.py: probe_at``): the probe's own action.
+
+The module is ``migration_probe`` with the ``module_utils`` of another revision, so an A/B
+turn takes its batch exactly as the probe does and differs only in that code on the host.
+"""
+
+from ansible_collections.vfio.migration.plugins.action.migration_probe import ActionModule as ProbeAction
+
+
+class ActionModule(ProbeAction):
+    pass
