@@ -65,7 +65,7 @@ def probe_module(rev, workdir):
 def _busy(count):
     """``count`` processes that only spin, until killed."""
     pids = []
-    for _ in range(count):
+    for dummy in range(count):
         pid = os.fork()
         if pid == 0:
             while True:
@@ -102,8 +102,8 @@ def writers_alone(probes, repeat, work, load=0):
             "|---|---:|---:|---:|---:|"]
     for name, dummy in probes:
         walls, cpus, sleeps = zip(*got[name])
-        rows.append("| %s | %d | %.2f / %.2f | %.2f | %d |" % (name, load, statistics.median(walls), min(walls),
-                                                              statistics.median(cpus), statistics.median(sleeps)))
+        rows.append("| %s | %d | %.2f / %.2f | %.2f | %d |" % (
+            name, load, statistics.median(walls), min(walls), statistics.median(cpus), statistics.median(sleeps)))
     return rows
 
 

@@ -375,6 +375,26 @@ def alternate_summary(tasks):
     return out
 
 
+def ab_unwritten(writes, runs):
+    """``(hosts written to, hosts not written ``runs`` whole batches)`` in an emulator write log.
+
+    Each probe run writes its host's batch from one writer process, so a host's batch is the most
+    common count of writes by one process on it (a pid the kernel gave out twice counts double,
+    once). Every host written to must have had ``runs`` times that many writes.
+    """
+    per_host = {}
+    for w in writes:
+        per_pid = per_host.setdefault(w["path"].split("/", 1)[0], {})
+        per_pid[w["pid"]] = per_pid.get(w["pid"], 0) + 1
+    short = []
+    for host, per_pid in sorted(per_host.items()):
+        counts = list(per_pid.values())
+        batch = max(set(counts), key=lambda c: (counts.count(c), -c))  # a tie: the smaller (a pid twice is double)
+        if sum(counts) != runs * batch:
+            short.append(host)
+    return len(per_host), short
+
+
 def fleet_dir(shape, base=BUILD):
     """Where the trees of a shape are built (and kept for the next run)."""
     return os.path.join(base, "fleet" if shape == "mix" else "fleet-%s" % shape)
@@ -561,24 +581,12 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
                     res["tasks"] = json.load(f)["tasks"]
                 res.update(alternate_summary(res["tasks"]), command=shell_line(cmd, env_keys, e))
                 if ab_probe:
-                    # a probe that fails on the host is quick, and its time says nothing: every host written to
-                    # must have had its whole batch written by both probes in every turn (one writer process per
-                    # probe run, so a batch is the most common count of writes by one process on that host)
-                    writers = {}
-                    for w in writes_since(before):
-                        per_pid = writers.setdefault(w["path"].split("/", 1)[0], {})
-                        per_pid[w["pid"]] = per_pid.get(w["pid"], 0) + 1
-                    short = sorted(h for h, per_pid in writers.items() if sum(per_pid.values()) != 2 * alternate * max(
-                        set(per_pid.values()), key=list(per_pid.values()).count))
-                    if not writers or short:
+                    # a probe that fails on the host is quick, and its time says nothing
+                    written, short = ab_unwritten(writes_since(before), 2 * alternate)
+                    if not written or short:
                         raise SystemExit("alternating run over %d hosts: not both probes wrote in every turn on %s; "
                                          "see %s" % (n, ", ".join(short[:5]) or "any host", logfile))
-                    res["ab_hosts_written"] = len(writers)
-                short = [t["name"] for t in res["tasks"] if t["action"].endswith(("migration_probe", "bench_probe_ab"))
-                         and t.get("answered", 0) < n]
-                if short:  # a probe that failed on a host is quick: its time would say nothing
-                    raise SystemExit("alternating run over %d hosts: not every host answered in %s: see %s" % (
-                        n, "; ".join(short), logfile))
+                    res["ab_hosts_written"] = written
                 rec["alternate"] = res
                 if echo or ab_probe:
                     res["command"] = "ANSIBLE_LIBRARY=%s ANSIBLE_ACTION_PLUGINS=%s %s" % (

@@ -117,7 +117,8 @@ def test_dense_shape_ratios_and_task_comparison(dense):
     # the echo turn: the probe's batch in, stored probe results out, through ansible-core alone
     echo = [t for t in rec["alternate"]["tasks"] if t["action"].endswith("bench_probe_echo")]
     assert len(echo) == 1 and rec["alternate"]["echo_per_ping_wall"] > 0
-    assert "ANSIBLE_LIBRARY=bench/library ANSIBLE_ACTION_PLUGINS=bench/action_plugins" in rec["alternate"]["command"]
+    command = rec["alternate"]["command"]
+    assert command.startswith("ANSIBLE_LIBRARY=bench/library") and " ANSIBLE_ACTION_PLUGINS=bench/action_plugins " in command
     assert "| dense-f10-pipe | local | 10 | yes | 2 | %d |" % N in shapes.markdown({"dense-f10-pipe@%d" % N: res})
     # the A/B turn: the probe with HEAD's module_utils, under its own name, beside this checkout's
     alt = rec["alternate"]
@@ -125,6 +126,7 @@ def test_dense_shape_ratios_and_task_comparison(dense):
         ab = [t for t in alt["tasks"] if t["action"].endswith("bench_probe_ab")]
         assert len(ab) == 1 and alt["ab_hosts_written"] == N  # every host: both probes wrote their whole batch
         assert alt["probe_per_ab_wall"] > 0 and len(alt["ab_pairs_wall"]) == 1
+        assert "ab-probe/library " in command and "ab-probe ANSIBLE_CALLBACK" in command  # where its code came from
         assert "| dense-f10-pipe | %d | 1 | %s |" % (N, alt["ab_probe"]) in shapes.markdown(
             {"dense-f10-pipe@%d" % N: res})
 
@@ -150,6 +152,18 @@ def test_ssh_variant_runs_every_module_through_sshd(over_ssh):
     # every run's master connections were closed afterwards
     cpdir = os.path.join(work, "cp")
     assert not [s for d in os.listdir(cpdir) for s in os.listdir(os.path.join(cpdir, d))]
+
+
+def test_an_ab_run_counts_a_host_short_when_one_probe_did_not_write_its_batch():
+    def writes(host, pid, count):
+        return [{"path": "%s/sys/x/migration_version" % host, "pid": pid}] * count
+    both = writes("a", 1, 48) + writes("a", 2, 48) + writes("b", 3, 32) + writes("b", 4, 32)
+    assert R.ab_unwritten(both, 2) == (2, [])
+    # host b: the second probe failed on the host and wrote nothing
+    assert R.ab_unwritten(writes("a", 1, 48) + writes("a", 2, 48) + writes("b", 3, 32), 2) == (2, ["b"])
+    # one pid given out twice on host a still counts its two whole batches
+    assert R.ab_unwritten(writes("a", 7, 96) + writes("a", 8, 48), 3) == (1, [])
+    assert R.ab_unwritten([], 2) == (0, [])
 
 
 def test_dense_trees_have_two_parents_six_versions_and_vms(tmp_path):
