@@ -52,10 +52,10 @@ def probe_module(rev, workdir):
     if rev is None:
         from ansible_collections.vfio.migration.plugins.module_utils import _probe  # pylint: disable=import-outside-toplevel
         return _probe
+    from bench.snapshot import git_show  # pylint: disable=import-outside-toplevel
     path = os.path.join(workdir, "probe_%s.py" % rev)
     with open(path, "wb") as f:
-        f.write(subprocess.run(["git", "show", "%s:plugins/module_utils/_probe.py" % rev], cwd=REPO,
-                               capture_output=True, check=True).stdout)
+        f.write(git_show(rev, "plugins/module_utils/_probe.py"))
     spec = importlib.util.spec_from_file_location("probe_%s" % rev, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -31,6 +31,7 @@ import resource
 import shlex
 import subprocess
 import sys
+import textwrap
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -287,21 +288,23 @@ ALTERNATE_ECHO = """
       ignore_unreachable: true
       failed_when: false
 """
-ALTERNATE_AB = """
-    - name: The probe with its module_utils of another revision (bench/snapshot.py probe_at), turn {k}
-      bench_probe_ab:
-        batches_var: vfio_migration_batches
-        sysfs_root: "{{{{ ansible_facts.get('vfio_mdev', {{}}).get('sysfs_root', '/sys') }}}}"
-        allow_non_sysfs: true
-        timeout: 10
-        compact: true
-      register: bench_ab_result
-      ignore_unreachable: true
-      failed_when: false
-"""
 LIBRARY = os.path.join(HERE, "library")
 # the echo module's action: the probe's, so the batch reaches both the same way
 ECHO_ACTIONS = os.path.join(HERE, "action_plugins")
+
+
+def ab_probe_task(k):
+    """The matrix role's own probe task (``roles/matrix/tasks/probe.yml``) with another revision's probe
+    (``bench_probe_ab``, ``bench/snapshot.py: probe_at``) in it: the same arguments, templates and
+    keywords, so an A/B turn differs from the probe step in the code on the host alone."""
+    import yaml  # pylint: disable=import-outside-toplevel
+    with open(os.path.join(REPO, "roles", "matrix", "tasks", "probe.yml")) as f:
+        task = [t for t in yaml.safe_load(f) if "vfio.migration.migration_probe" in t][0]
+    ab = {"name": "The probe with the module_utils of another revision, turn %d" % k,
+          "bench_probe_ab": task["vfio.migration.migration_probe"], "register": "bench_ab_result"}
+    ab.update((key, value) for key, value in task.items()
+              if key not in ("name", "vfio.migration.migration_probe", "register"))
+    return "\n" + textwrap.indent(yaml.safe_dump([ab], sort_keys=False, width=1000), "    ")
 
 
 def alternate_playbook(path, turns, echo_results=None, ab=False):
@@ -316,7 +319,7 @@ def alternate_playbook(path, turns, echo_results=None, ab=False):
             pair = ALTERNATE_PAIR.format(k=k + 1)
             if ab:
                 step = pair.index("\n    - name: The matrix role's probe step")
-                ab_turn = ALTERNATE_AB.format(k=k + 1)
+                ab_turn = ab_probe_task(k + 1)
                 pair = pair + ab_turn if k % 2 == 0 else pair[:step] + ab_turn + pair[step:]
             f.write(pair)
             if echo_results:

@@ -21,6 +21,11 @@ REPO = os.path.dirname(HERE)
 PARTS = ("galaxy.yml", "meta", "plugins", "roles", "playbooks")
 
 
+def git_show(rev, path):
+    """The bytes of ``path`` as it is in the git revision ``rev`` of this checkout."""
+    return subprocess.run(["git", "show", "%s:%s" % (rev, path)], cwd=REPO, capture_output=True, check=True).stdout
+
+
 def snapshot(dest, rev, files):
     coll = os.path.join(os.path.abspath(dest), "ansible_collections", "vfio", "migration")
     shutil.rmtree(coll, ignore_errors=True)
@@ -32,9 +37,8 @@ def snapshot(dest, rev, files):
         elif os.path.exists(src):
             shutil.copy2(src, os.path.join(coll, part))
     for f in files:
-        text = subprocess.run(["git", "show", "%s:%s" % (rev, f)], cwd=REPO, capture_output=True, check=True).stdout
         with open(os.path.join(coll, f), "wb") as out:
-            out.write(text)
+            out.write(git_show(rev, f))
     return os.path.abspath(dest)
 
 
@@ -61,10 +65,8 @@ def probe_at(dest, rev):
     def renamed(text):
         return text.replace("ansible_collections.vfio.migration.", "ansible_collections.%s.migration." % AB_NAMESPACE)
     for name in PROBE_UTILS:
-        text = subprocess.run(["git", "show", "%s:plugins/module_utils/%s" % (rev, name)], cwd=REPO,
-                              capture_output=True, check=True, text=True).stdout
         with open(os.path.join(utils, name), "w") as out:
-            out.write(renamed(text))
+            out.write(renamed(git_show(rev, "plugins/module_utils/" + name).decode("utf-8")))
     for init in (utils, os.path.dirname(utils)):
         open(os.path.join(init, "__init__.py"), "w").close()
     with open(os.path.join(REPO, "plugins", "modules", "migration_probe.py")) as f:
