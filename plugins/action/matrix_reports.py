@@ -21,6 +21,7 @@ import datetime
 import os
 import stat
 import tempfile
+import time
 
 from ansible.errors import AnsibleActionFail, AnsibleError
 
@@ -38,6 +39,7 @@ LAST = "matrix.json"
 KEPT = "matrix.previous.json"
 FILE_MODE = 0o644
 DIR_MODE = 0o755
+STALE_SECONDS = 600  # a temporary report file this old was left by a killed run: writing one takes far less
 STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 ARGUMENT_SPEC = {
@@ -92,6 +94,29 @@ def needs_write(path, data):
     except (FileNotFoundError, NotADirectoryError):
         return True
     return mode != FILE_MODE or read_bytes(path) != data
+
+
+def temporaries(directory, name):
+    """The temporary files ``write_atomically`` makes for ``name`` in ``directory``."""
+    prefix = ".%s." % name
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return []
+    return [os.path.join(directory, e) for e in entries if e.startswith(prefix) and e.endswith(".tmp")]
+
+
+def remove_stale_temporaries(directory, name, now):
+    """Remove what a killed run left of its temporary files for ``name``: those older than STALE_SECONDS.
+
+    A younger one may belong to a run writing at this moment, so it stays.
+    """
+    for path in temporaries(directory, name):
+        try:
+            if now - os.lstat(path).st_mtime > STALE_SECONDS:
+                os.unlink(path)
+        except OSError:  # gone meanwhile, or not ours to remove
+            pass
 
 
 def write_atomically(path, data):
@@ -178,8 +203,11 @@ def write_reports(report_dir, rendered, items, rotation, check_mode):
     changed = make_directory(report_dir, check_mode)
     writes = [(KEPT, rotation)] if rotation is not None else []
     writes += [(FILES[item], rendered[item].encode("utf-8")) for item in items]
+    now = time.time()
     for name, data in writes:
         path = os.path.join(report_dir, name)
+        if not check_mode:
+            remove_stale_temporaries(report_dir, name, now)
         if needs_write(path, data):
             changed = True
             if not check_mode:

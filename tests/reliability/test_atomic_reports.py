@@ -188,12 +188,12 @@ def running(pid):
         return False
 
 
-def writing(directory, name):
-    """Whether a temporary file for ``name`` is being written in ``directory`` (``.name.XXXX.tmp``)."""
+def temporaries(directory, name):
+    """The temporary files for ``name`` in ``directory`` (``.name.XXXX.tmp``)."""
     try:
-        return any(entry.startswith("." + name + ".") and entry.endswith(".tmp") for entry in os.listdir(directory))
+        return {entry for entry in os.listdir(directory) if entry.startswith("." + name + ".") and entry.endswith(".tmp")}
     except FileNotFoundError:
-        return False
+        return set()
 
 
 def kill_during(big, phase, delay):
@@ -207,12 +207,14 @@ def kill_during(big, phase, delay):
     """
     paths = big[phase]
     inodes = {p: inode(p) for p in paths}
+    report_dir, trigger = os.path.split(big["reports"][2])
+    # an earlier killed run may have left its temporary file behind: only a new one is this run's
+    left_behind = temporaries(report_dir, trigger)
     proc = start(big, phase)
     deadline = time.monotonic() + 600
-    report_dir, trigger = os.path.split(big["reports"][2])
     while proc.poll() is None and time.monotonic() < deadline:
         if phase == "reports":  # the temporary file lives for microseconds: look without pausing
-            if writing(report_dir, trigger):
+            if temporaries(report_dir, trigger) - left_behind:
                 break
             continue
         if any(inode(p) != inodes[p] for p in paths):

@@ -347,3 +347,31 @@ def test_errors_fail_the_task_and_write_nothing(run, name, message):
     out = tmp / "out" / "first"
     assert files(out) == sorted(ALL)
     assert read(out / "matrix.json").decode() == R.render_json(matrices()[0], None, None, host_versions={})
+
+
+def test_a_killed_runs_old_temporary_files_are_removed_and_a_writing_runs_are_not(tmp_path):
+    from ansible_collections.vfio.migration.plugins.action import matrix_reports as A
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / "matrix.md").write_text("old\n")
+    old = [out / ".matrix.md.k1ll3d.tmp", out / ".matrix.json.k1ll3d.tmp"]
+    young = [out / ".matrix.md.wr1t1n.tmp"]
+    kept = [out / ".notes.md.k1ll3d.tmp", out / "matrix.md.tmp"]  # not the action's own temporaries
+    for path in old + young + kept:
+        path.write_text("part of a report")
+    an_hour_ago = os.stat(out).st_mtime - 3600
+    for path in old + kept:
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    items = {"md": "new\n", "json": "{}\n"}
+    # check mode removes nothing either
+    assert A.write_reports(str(out), items, ["md", "json"], None, check_mode=True) is True
+    assert all(p.exists() for p in old + young + kept) and (out / "matrix.md").read_text() == "old\n"
+    assert A.write_reports(str(out), items, ["md", "json"], None, check_mode=False) is True
+    assert not any(p.exists() for p in old) and all(p.exists() for p in young + kept)
+    assert (out / "matrix.md").read_text() == "new\n" and (out / "matrix.json").read_text() == "{}\n"
+    # a file that needs no write still has its stale temporaries removed
+    stale = out / ".matrix.md.4g41n.tmp"
+    stale.write_text("x")
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    assert A.write_reports(str(out), items, ["md"], None, check_mode=False) is False
+    assert not stale.exists()
