@@ -45,14 +45,15 @@ def snapshot(dest, rev, files):
 AB_NAMESPACE = "vfioab"
 AB_MODULE = "bench_probe_ab"
 PROBE_UTILS = ("_errno.py", "_probe.py", "_sysfs.py", "_version.py")
+PROBE_UTILS_SINCE = ("_compile_once.py",)  # what the probe imports in later revisions only
 
 
 def probe_at(dest, rev):
     """The probe module with its ``module_utils`` as they are in ``rev``, beside this checkout's, for one play.
 
     Writes ``DEST/ansible_collections/vfioab/migration/plugins/module_utils`` (those files, their
-    imports renamed to the ``vfioab`` namespace) and ``DEST/library/bench_probe_ab.py`` (this
-    checkout's ``migration_probe`` importing them). With ``DEST`` added to ANSIBLE_COLLECTIONS_PATH
+    imports renamed to the ``vfioab`` namespace) and ``DEST/library/bench_probe_ab.py`` (``rev``'s
+    ``migration_probe`` importing them). With ``DEST`` added to ANSIBLE_COLLECTIONS_PATH
     and ``DEST/library`` to ANSIBLE_LIBRARY, a task ``bench_probe_ab`` (its action is the probe's,
     ``bench/action_plugins``) runs the probe of ``rev`` on the host. Returns ``DEST``.
     """
@@ -64,15 +65,19 @@ def probe_at(dest, rev):
 
     def renamed(text):
         return text.replace("ansible_collections.vfio.migration.", "ansible_collections.%s.migration." % AB_NAMESPACE)
-    for name in PROBE_UTILS:
+    for name in PROBE_UTILS + PROBE_UTILS_SINCE:
+        try:
+            text = git_show(rev, "plugins/module_utils/" + name).decode("utf-8")
+        except subprocess.CalledProcessError:
+            if name in PROBE_UTILS:
+                raise
+            continue
         with open(os.path.join(utils, name), "w") as out:
-            out.write(renamed(git_show(rev, "plugins/module_utils/" + name).decode("utf-8")))
+            out.write(renamed(text))
     for init in (utils, os.path.dirname(utils)):
         open(os.path.join(init, "__init__.py"), "w").close()
-    with open(os.path.join(REPO, "plugins", "modules", "migration_probe.py")) as f:
-        module = renamed(f.read())
     with open(os.path.join(dest, "library", AB_MODULE + ".py"), "w") as out:
-        out.write(module)
+        out.write(renamed(git_show(rev, "plugins/modules/migration_probe.py").decode("utf-8")))
     return dest
 
 

@@ -8,8 +8,8 @@ Everything here reads; nothing writes. A read that fails is returned as data
 they could read. Only the Python standard library is used, so this runs on
 any managed host. ``migration_probe`` needs no more than this module;
 ``mdev_facts`` builds its inventory on it (``_inventory``). Every module run
-compiles what it imports (AnsiballZ ships source, and Python's zipimport
-compiles each module twice), so what the probe does not use lives there.
+compiles what it imports (AnsiballZ ships source, not byte code), so what
+the probe does not use lives there.
 """
 
 import errno

@@ -293,6 +293,8 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+# first: Python then compiles each module_utils below once, not twice (see there)
+from ansible_collections.vfio.migration.plugins.module_utils import _compile_once  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.vfio.migration.plugins.module_utils._gather import gather
 
 
