@@ -156,3 +156,21 @@ def test_template_cost_times_the_roles_own_templates():
     assert set(res) == {label for label, dummy, dummy2 in template_cost.CASES}
     assert all(ms > 0 for ms in res.values())
     assert "| probe: arguments (and when), as the role has them |" in template_cost.markdown(res, 2)
+
+
+def test_stdin_script_runs_scripts_of_the_asked_size_both_ways(tmp_path):
+    """bench/stdin_script.py: each script is exactly its size and runs (exit 0) from a file and from stdin."""
+    import subprocess
+    import sys
+    from bench import stdin_script
+    for size in (1000, 20000):
+        source = stdin_script.script(size)
+        assert len(source.encode()) == size
+        path = tmp_path / "s.py"
+        path.write_text(source)
+        assert subprocess.run([sys.executable, str(path)], check=False).returncode == 0
+        with open(path) as f:
+            assert subprocess.run([sys.executable], stdin=f, check=False).returncode == 0
+    res = stdin_script.measure({"small": 20000}, sys.executable, 2)
+    assert res["small"]["bytes"] == 20000 and res["small"]["file_ms"] > 0 and res["small"]["stdin_ms"] > 0
+    assert "| small | 20,000 |" in stdin_script.markdown(res, sys.executable, 2)
