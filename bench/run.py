@@ -300,7 +300,7 @@ def ab_probe_task(k):
     import yaml  # pylint: disable=import-outside-toplevel
     with open(os.path.join(REPO, "roles", "matrix", "tasks", "probe.yml")) as f:
         task = [t for t in yaml.safe_load(f) if "vfio.migration.migration_probe" in t][0]
-    ab = {"name": "The probe with the module_utils of another revision, turn %d" % k,
+    ab = {"name": "The probe of another revision, turn %d" % k,
           "bench_probe_ab": task["vfio.migration.migration_probe"], "register": "bench_ab_result"}
     ab.update((key, value) for key, value in task.items()
               if key not in ("name", "vfio.migration.migration_probe", "register"))
@@ -419,8 +419,8 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
     answering every host is a shared queue no real fleet has: each host has its own kernel).
     ``echo`` (dense shape): the alternating run also takes ``bench_probe_echo`` turns (``alternate_playbook``).
     ``timed_runs=False`` leaves out the floor and readiness runs (the alternating run alone).
-    ``ab_probe`` (a git revision): the alternating run also takes turns of the probe with that
-    revision's ``module_utils`` (``bench/snapshot.py: probe_at``), for an A/B of the probe in one play.
+    ``ab_probe`` (a git revision): the alternating run also takes turns of that revision's probe,
+    its module and ``module_utils`` (``bench/snapshot.py: probe_at``), for an A/B of the probe in one play.
     """
     import contextlib
     from tests.emulator.mount import EmulatorMount, fuse_unavailable, read_write_log

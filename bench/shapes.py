@@ -236,7 +236,7 @@ def main(argv=None):
                     help="dense shape: the alternating run also runs bench/library/bench_probe_echo.py each turn")
     ap.add_argument("--alternate-only", action="store_true", help="no floor and readiness runs, the alternating run alone")
     ap.add_argument("--ab-probe", metavar="REV", default=None,
-                    help="the alternating run also takes turns of the probe with this revision's module_utils")
+                    help="the alternating run also takes turns of this revision's probe (its module and module_utils)")
     ap.add_argument("--compare", metavar="DIR", default=None,
                     help="also time readiness with the collection on this ANSIBLE_COLLECTIONS_PATH (bench/snapshot.py)")
     ap.add_argument("--out", default=OUT)

@@ -31,6 +31,9 @@ description:
   - Everything is rendered before anything is written; a file whose content and mode are already right is not
     written again. Each report is replaced atomically (a temporary file in O(dir), then a rename), so a run
     interrupted at any moment leaves each report whole, the old one or the new one.
+  - A run killed while writing can leave its hidden temporary file beside a report (C(.matrix.md.XXXX.tmp)). The
+    next run that writes that report removes such files once they are ten minutes old; a younger one may belong to
+    a run writing at that moment and stays.
 author:
   - vfio.migration maintainers (@vfio-migration)
 options:
@@ -78,7 +81,7 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Renders and compares as usual and says whether any file would change; writes nothing.
+    details: Renders and compares as usual and says whether any file would change; writes and removes nothing.
   safe_file_operations:
     description: Writes files so that a reader or an interruption never sees one half written.
     support: full
