@@ -15,13 +15,15 @@ verdict. Nothing else is ever written:
 * the file system holding it must be sysfs unless the caller allows otherwise;
 * the file is opened without ``O_CREAT`` or ``O_TRUNC`` and without following
   a final symlink, so a missing attribute is never created;
-* the writes run in a worker process (one per batch while the drivers answer
-  quickly) and each has a time limit, so a driver that hangs gives an
-  ``error`` verdict instead of a hung play.
+* the reads of the targets' own versions and the writes run in a worker
+  process (one per batch while the drivers answer quickly) and each has a
+  time limit, so a driver that hangs gives an ``error`` verdict instead of a
+  hung play.
 """
 
 import collections
 import errno
+import mmap
 import os
 import re
 import select
@@ -31,7 +33,7 @@ import time
 
 from ansible_collections.vfio.migration.plugins.module_utils import _errno
 from ansible_collections.vfio.migration.plugins.module_utils._sysfs import (
-    MIGRATION_ATTRIBUTES, PCI_ADDR_RE, UUID_RE, Sysfs, physical_type,
+    MIGRATION_ATTRIBUTES, PCI_ADDR_RE, UUID_RE, VERSION_MAX, Sysfs, physical_type, version_record,
 )
 from ansible_collections.vfio.migration.plugins.module_utils._version import version_problem
 
@@ -264,13 +266,13 @@ class Prober(object):
         return None
 
     def _gate(self, target):
-        """``_safe`` and the target's own version, once per attribute and run: ``(problem, read)``."""
+        """``_safe``, once per attribute and run: the problem, or None (``target.attribute`` is then resolved)."""
         key = target.attribute
         if key not in self._gates:
             problem = self._safe(target)
-            self._gates[key] = (problem, target.attribute, None if problem else self.fs.read_version(target.attribute))
-        problem, target.attribute, got = self._gates[key]
-        return problem, got
+            self._gates[key] = (problem, target.attribute)
+        problem, target.attribute = self._gates[key]
+        return problem
 
     def _type_targets(self, check):
         """Every parent (or VFIO PCI function) offering the check's type."""
@@ -363,37 +365,63 @@ class Prober(object):
                 t.message = ("not asked: the %d-byte version plus its newline does not fit one sysfs store "
                              "(%d bytes)" % (len(t.check["version"]), SYSFS_STORE_MAX))
                 continue
-            problem, got = self._gate(t)
+            problem = self._gate(t)
             if problem:
                 t.status, t.message = _errno.ERROR, "refused to write: attribute %s" % problem
-                continue
-            if got["error"] is not None:
-                t.errno = got["error"]["errno"]
-                t.status = got["error"]["means"]
-                t.message = "reading the target's own version failed: %s" % got["error"]["message"]
-            else:
-                t.target_version = got["version"]
         return targets
 
     # -- writing ------------------------------------------------------------
 
     def run(self, checks, compact=False):
-        """Validate, resolve and write; return one result per (check, target) (``Target.result``)."""
+        """Validate, resolve, read and write; return one result per (check, target) (``Target.result``)."""
         checks = validate_checks(checks)
         self._forget()
         self.check_root()
         targets = [t for c in checks for t in self.resolve(c)]
-        todo = {}
-        for t in targets:
-            if t.status is None:
-                # one write per (attribute, version): duplicate checks share it
-                todo.setdefault((t.attribute, t.check["version"]), []).append(t)
-        outcomes = self._write_all(list(todo))
-        for key, ts in todo.items():
-            result, code = outcomes[key]
-            for t in ts:
-                self._judge(t, result, code, len(key[1]) + 1)
+        asked = [t for t in targets if t.status is None]
+        if asked:
+            self._read_and_write(asked)
         return [t.result(compact) for t in targets]
+
+    def _read_and_write(self, asked):
+        """Read each target's own version, then write the source's where the read allows it, and judge.
+
+        Seed 004: an errno on read means the type does not support migration;
+        such a target (and one whose version is not a valid one) is not
+        written. Each attribute is read once, and each (attribute, version)
+        written once: duplicate checks share it. Reads and writes go through
+        the same workers, each reading and writing an attribute through one open.
+        """
+        reads = list(dict.fromkeys(t.attribute for t in asked))
+        writes = list(dict.fromkeys((t.attribute, t.check["version"]) for t in asked))
+        number = dict((job, len(reads) + k) for k, job in enumerate(writes))
+        workers = _Writers(self.timeout, self.parallel)
+        try:
+            workers.open([(path, None) for path in reads] + writes)
+            answers = workers.ask(range(len(reads)))
+            shown = {}
+            for n, path in enumerate(reads):
+                length, code = answers[n]
+                err = None if code is None else _read_error(code, path)
+                shown[path] = version_record(None if err else workers.shown(n, length), err, path)
+            left = [t for t in asked if self._apply_read(t, shown[t.attribute])]
+            outcomes = workers.ask(sorted(set(number[(t.attribute, t.check["version"])] for t in left)))
+        finally:
+            workers.close()
+        for t in left:
+            result, code = outcomes[number[(t.attribute, t.check["version"])]]
+            self._judge(t, result, code, len(t.check["version"]) + 1)
+
+    @staticmethod
+    def _apply_read(t, got):
+        """Apply what reading the target's own version gave (``version_record``); True when it is to be written."""
+        if got["error"] is not None:
+            t.errno = got["error"]["errno"]
+            t.status = got["error"]["means"]
+            t.message = "reading the target's own version failed: %s" % got["error"]["message"]
+            return False
+        t.target_version = got["version"]
+        return True
 
     @staticmethod
     def _judge(t, result, code, length):
@@ -408,15 +436,13 @@ class Prober(object):
             if code == errno.ETIMEDOUT and result == "timeout":
                 t.message = "no answer from the driver within the time limit"
 
-    def _write_all(self, jobs):
-        """Write each ``(path, version)``; return ``{job: (result, errno)}``."""
-        return _Writers(self.timeout, self.parallel).run(jobs)
 
-
-# -- the workers that write ------------------------------------------------------
+# -- the workers that read and write -----------------------------------------------
 #
-# A driver may never return from a store, and a process stuck in one can only
-# be killed. So the writes run in worker processes, never in the module's own.
+# A driver may never return from a store (or a show: a store that hangs may
+# hold the lock its show needs), and a process stuck in one can only be
+# killed. So the reads of the targets' own versions and the writes run in
+# worker processes, never in the module's own.
 #
 # A worker is forked with the batch's jobs in its memory and is sent their
 # numbers, a window of them at once, over a pipe of 4-byte records. It takes
@@ -437,11 +463,13 @@ class Prober(object):
 # time from then on, so one slow or hung driver does not hold up the others.
 # A batch whose writes are quick is written by one worker: one fork per batch.
 #
-# A worker opens each attribute once and writes every version it is sent for
-# that attribute with a write of its own, at offset 0. sysfs hands each write
-# whole to the driver's store (and ignores the offset), so each write's result
-# is that version's verdict, as if it had its own open; a batch of 24 classes
-# on 8 attributes opens 8 files instead of 48.
+# A worker opens each attribute once, reads the target's own version from it
+# (into memory it shares with the module process: a version may be a page
+# long) and writes every version it is sent for that attribute with a write
+# of its own, at offset 0. sysfs hands each write whole to the driver's store
+# (and ignores the offset), so each write's result is that version's verdict,
+# as if it had its own open; a batch of 24 classes on 8 attributes opens 8
+# files instead of 48 writes and 8 reads opening 56.
 
 SLOW_WRITE = 1.0
 # files a worker keeps open between writes (the oldest is closed first)
@@ -452,6 +480,16 @@ _JOB = struct.Struct("<i")
 _ANSWER = struct.Struct("<iiid")
 # numbers sent at once: one pipe write of at most PIPE_BUF bytes, which reaches the pipe whole
 WINDOW = select.PIPE_BUF // _JOB.size
+# what a read of a target's own version takes in: enough to tell a version longer than PATH_MAX
+SHOW_MAX = VERSION_MAX + 2
+
+
+def _read_error(code, path):
+    """The error record of a read the worker answered with ``code`` (``ETIMEDOUT``: it did not answer)."""
+    if code == errno.ETIMEDOUT:
+        return {"errno": code, "errno_name": _errno.errno_name(code), "path": path,
+                "message": "no answer from the driver within the time limit"}
+    return _errno.error_record(OSError(code, os.strerror(code)), path)
 
 
 def _write_fully(fd, data):
@@ -472,9 +510,9 @@ def _read_available(fd):
         chunks.append(chunk)
 
 
-def _open_attribute(path):
+def _open_attribute(path, mode=os.O_WRONLY):
     """Open an attribute for writing as ``echo`` would, but never creating it or following a final symlink."""
-    return os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    return os.open(path, mode | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
 
 
 def _store(fd, version):
@@ -500,10 +538,44 @@ def _leave_output():
 
 
 class _OpenAttributes(object):
-    """A worker's open attributes, each opened on its first write (at most ``OPEN_ATTRIBUTES``)."""
+    """A worker's open attributes, each opened on its first read or write (at most ``OPEN_ATTRIBUTES``)."""
 
     def __init__(self):
         self.fds = {}
+
+    def _keep(self, path, fd):
+        if path in self.fds:
+            os.close(self.fds.pop(path))
+        if len(self.fds) >= OPEN_ATTRIBUTES:
+            os.close(self.fds.pop(next(iter(self.fds))))
+        self.fds[path] = fd
+
+    def show(self, path, memory, offset):
+        """Read ``path``'s own version into ``memory`` at ``offset``: ``[length, errno]``.
+
+        The attribute is opened for reading and writing, and kept open for the
+        writes that follow. Where that open is refused (an attribute that may be
+        read but not written), it is read as ``cat`` would, and its writes open
+        it again, each failing as a write alone would.
+        """
+        try:
+            fd = _open_attribute(path, os.O_RDWR)
+        except OSError:
+            fd = None
+        own = fd is None
+        try:
+            if own:
+                fd = _open_attribute(path, os.O_RDONLY)
+            data = os.pread(fd, SHOW_MAX, 0)  # an attribute gives its whole content to one read
+        except OSError as exc:
+            return [None, exc.errno]
+        finally:
+            if own and fd is not None:
+                os.close(fd)
+            elif fd is not None:
+                self._keep(path, fd)
+        memory[offset:offset + len(data)] = data
+        return [len(data), None]
 
     def store(self, path, version):
         """Write ``version`` to ``path``: ``[result, errno]``, the open's errno when it could not be opened."""
@@ -513,14 +585,12 @@ class _OpenAttributes(object):
                 fd = _open_attribute(path)
             except OSError as exc:
                 return [None, exc.errno]
-            if len(self.fds) >= OPEN_ATTRIBUTES:
-                os.close(self.fds.pop(next(iter(self.fds))))
-            self.fds[path] = fd
+            self._keep(path, fd)
         return _store(fd, version)
 
 
-def _serve(jobs, requests, answers, idle):
-    """A worker's loop: claim a job's number, write, answer; say when none is left; end at EOF.
+def _serve(batch, requests, answers, idle):
+    """A worker's loop: claim a job's number, read or write, answer; say when none is left; end at EOF.
 
     ``requests`` is non-blocking, and shared with the module process, which may
     take numbers back: a number read here is this worker's to write.
@@ -540,17 +610,20 @@ def _serve(jobs, requests, answers, idle):
             return  # the worker's exit closes its attributes
         (index,) = _JOB.unpack(claimed)
         try:
-            path, version = jobs[index]
-            result, code = attributes.store(path, version)
+            path, version = batch.jobs[index]
+            if version is None:
+                result, code = attributes.show(path, batch.memory, batch.slots[index])
+            else:
+                result, code = attributes.store(path, version)
         except Exception:  # pylint: disable=broad-except
             result, code = None, errno.EIO
         os.write(answers, _ANSWER.pack(index, -1 if result is None else result, code or 0, time.monotonic()))
 
 
 class _Worker(object):
-    """A child process that writes the jobs whose numbers it is sent, in order."""
+    """A child process that reads or writes the jobs whose numbers it is sent, in order."""
 
-    def __init__(self, jobs, others):
+    def __init__(self, batch, others):
         req_r, req_w = os.pipe()
         ans_r, ans_w = os.pipe()
         idle_r, idle_w = os.pipe()
@@ -564,7 +637,7 @@ class _Worker(object):
                 for other in others:
                     other.close_fds()
                 _leave_output()
-                _serve(jobs, req_r, ans_w, idle_w)
+                _serve(batch, req_r, ans_w, idle_w)
             except BaseException:  # pylint: disable=broad-except
                 status = 1
             finally:
@@ -668,7 +741,13 @@ def _reaped(pid, wait):
 
 
 class _Writers(object):
-    """Runs a batch of writes through as few workers, and as few wake-ups, as its drivers allow."""
+    """Runs a batch of reads and writes through as few workers, and as few wake-ups, as its drivers allow.
+
+    ``open(jobs)`` names the batch's jobs: ``(path, version)`` writes
+    ``version``, ``(path, None)`` reads the attribute's own version. Each
+    ``ask(numbers)`` then runs some of them, by number, and returns their
+    outcomes; the workers it starts stay for the next ``ask`` until ``close()``.
+    """
 
     def __init__(self, timeout, parallel, slow=SLOW_WRITE):
         self.timeout = timeout
@@ -676,18 +755,44 @@ class _Writers(object):
         self.slow = min(slow, timeout / 2.0)
         self.window = WINDOW  # one job at a time once a write has been slow
         self.workers = []
+        self.jobs, self.memory, self.slots = [], None, {}
+
+    def open(self, jobs):
+        """The batch's jobs, in the memory of every worker forked from now on."""
+        self.jobs = list(jobs)
+        reads = [n for n, (dummy, version) in enumerate(self.jobs) if version is None]
+        self.slots = dict((n, k * SHOW_MAX) for k, n in enumerate(reads))
+        # shared with the workers, who read into it: a read's answer on the pipe is only its length
+        self.memory = mmap.mmap(-1, len(reads) * SHOW_MAX) if reads else None
+
+    def ask(self, numbers):
+        """Run the jobs ``numbers``: ``{number: (result, errno)}``; a read's result is the length read."""
+        pending, outcomes = list(reversed(list(numbers))), {}
+        while pending or self._busy():
+            self._dispatch(pending, outcomes)
+            self._wait(pending, outcomes)
+        return outcomes
+
+    def shown(self, number, length):
+        """What the read job ``number`` read (``length`` bytes, its result)."""
+        offset = self.slots[number]
+        return self.memory[offset:offset + length]
+
+    def close(self):
+        while self.workers:
+            self.workers.pop().stop()
+        if self.memory is not None:
+            self.memory.close()
+            self.memory = None
 
     def run(self, jobs):
         """Write each ``(path, version)``; return ``{job: (result, errno)}``."""
-        pending, outcomes = list(reversed(range(len(jobs)))), {}
         try:
-            while pending or self._busy():
-                self._dispatch(jobs, pending, outcomes)
-                self._wait(pending, outcomes)
+            self.open(jobs)
+            outcomes = self.ask(range(len(self.jobs)))
         finally:
-            while self.workers:
-                self.workers.pop().stop()
-        return dict((jobs[n], outcome) for n, outcome in outcomes.items())
+            self.close()
+        return dict((self.jobs[n], outcome) for n, outcome in outcomes.items())
 
     def _busy(self):
         return [w for w in self.workers if w.queued]
@@ -712,13 +817,13 @@ class _Writers(object):
         return len(self.workers) < self.parallel and \
             all(w.queued and now - w.since >= self.slow for w in self.workers)
 
-    def _dispatch(self, jobs, pending, outcomes):
+    def _dispatch(self, pending, outcomes):
         for worker in list(self.workers):
             if not worker.queued and pending:
                 self._give(worker, pending, outcomes)
         while pending and self._may_grow(time.monotonic()):
             try:
-                worker = _Worker(jobs, self.workers)
+                worker = _Worker(self, self.workers)
             except OSError as exc:  # no process to write with (EAGAIN, ENOMEM)
                 if self.workers:
                     return  # the running workers take the rest

@@ -199,21 +199,27 @@ class Sysfs(object):
     # -- migration attributes ---------------------------------------------
 
     def read_version(self, path):
-        """Read one migration version attribute.
-
-        Returns ``{"version": str|None, "error": record|None}``. A read that
-        fails is classified (``unsupported`` or ``error``); a value that is
-        not ASCII or longer than PATH_MAX is refused as the proposals require.
-        """
+        """Read one migration version attribute: ``version_record`` of what the read gave."""
         data, err = self.read_raw(path, VERSION_MAX + 1)
-        if err is not None:
-            err["means"] = _errno.read_error_means(err["errno"])
-            return {"version": None, "error": err}
-        problem = _version.version_problem(data.rstrip(b"\n"))
-        if problem:
-            return {"version": None, "error": {"errno": None, "errno_name": None, "path": path,
-                                               "message": problem, "means": _errno.UNSUPPORTED}}
-        return {"version": data.rstrip(b"\n").decode("ascii"), "error": None}
+        return version_record(data, err, path)
+
+
+def version_record(data, err, path):
+    """What a read of a migration version attribute says: ``{"version": str|None, "error": record|None}``.
+
+    ``data`` is what the read returned (up to VERSION_MAX + 2 bytes), or
+    ``err`` the error record of a read that failed, which is classified
+    (``unsupported`` or ``error``); a value that is not ASCII or longer than
+    PATH_MAX is refused as the proposals require.
+    """
+    if err is not None:
+        err["means"] = _errno.read_error_means(err["errno"])
+        return {"version": None, "error": err}
+    problem = _version.version_problem(data.rstrip(b"\n"))
+    if problem:
+        return {"version": None, "error": {"errno": None, "errno_name": None, "path": path,
+                                           "message": problem, "means": _errno.UNSUPPORTED}}
+    return {"version": data.rstrip(b"\n").decode("ascii"), "error": None}
 
 
 def physical_type(fn):

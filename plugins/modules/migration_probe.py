@@ -39,14 +39,15 @@ description:
     named C(migration_version) or C(version) whose resolved path stays below O(sysfs_root)
     are written, opened without creating or truncating anything. On a file system that is
     not sysfs nothing is written unless O(allow_non_sysfs=true)."
-  - The writes run in a worker process, never in the module's own, and each has a time
-    limit (O(timeout)), so a driver that hangs gives an C(error) result with C(ETIMEDOUT)
-    instead of a hung play. One worker writes the whole batch while the drivers answer
-    quickly; a worker whose write exceeds the limit is killed and the rest of the batch
-    goes on in a new one. A worker opens each attribute once and writes each version with a
-    write of its own, which sysfs hands whole to the driver, so each result is that write's
-    answer. Workers do not keep the module's output open, so even a worker stuck in the
-    kernel cannot hold up the play.
+  - The reads of the targets' own versions and the writes run in a worker process, never
+    in the module's own, and each has a time limit (O(timeout)), so a driver that hangs in
+    a store or a show gives an C(error) result with C(ETIMEDOUT) instead of a hung play.
+    One worker reads and writes the whole batch while the drivers answer quickly; a worker
+    whose read or write exceeds the limit is killed and the rest of the batch goes on in a
+    new one. A worker opens each attribute once, reads the target's version and writes each
+    source version with a write of its own, which sysfs hands whole to the driver, so each
+    result is that write's answer. Workers do not keep the module's output open, so even a
+    worker stuck in the kernel cannot hold up the play.
 author:
   - vfio.migration maintainers (@vfio-migration)
 options:
@@ -114,13 +115,13 @@ options:
     type: bool
     default: false
   timeout:
-    description: Seconds to wait for one write's answer before reporting C(error).
+    description: Seconds to wait for one read's or write's answer before reporting C(error).
     type: float
     default: 10
   parallel:
     description:
-      - How many writes may be outstanding at once (different attributes), each in its own worker.
-      - Another worker starts only while every worker waits on a write older than one second
+      - How many reads or writes may be outstanding at once (different attributes), each in its own worker.
+      - Another worker starts only while every worker waits on a read or write older than one second
         (or half of O(timeout)), so one slow or hung driver does not hold up the rest of the batch.
     type: int
     default: 8

@@ -242,7 +242,16 @@ class EaccesRule(RefusingRule):
 
 @register("hang")
 class HangRule(ShowsSelf):
-    """Reads ``self``; a write blocks until the writer is killed or the emulator stops."""
+    """Reads ``self``; a write blocks until the writer is killed or the emulator stops.
+
+    With ``"show": true`` a read blocks too: a driver whose store hangs holding
+    the lock its show needs.
+    """
+
+    def read(self):
+        if self.spec.get("show"):
+            self.waiter.block()
+        return self.shown
 
     def write(self, data):
         self.waiter.block()

@@ -56,6 +56,8 @@ def target(tmp_path_factory):
     gpu = B.nvidia_vgpu(t, HANG_PARENT, types={"258": B.NVIDIA_TYPES["258"]})
     t.mdev_type(gpu, "odd-hang", "vfio-pci", 1, migration={"rule": "hang", "self": "h-1"})
     t.mdev_type(gpu, "odd-hang2", "vfio-pci", 1, migration={"rule": "hang", "self": "h-2"})
+    # a store that hangs holding the lock its show needs: reading the target's own version hangs too
+    t.mdev_type(gpu, "odd-hang-show", "vfio-pci", 1, migration={"rule": "hang", "self": "hs-1", "show": True})
     # answers after 1.3 s: slower than SLOW_WRITE, well within a 4 s limit
     t.mdev_type(gpu, "odd-slow", "vfio-pci", 1,
                 migration={"rule": "slow", "delay": 1.3, "inner": {"rule": "exact", "self": "s-1"}})
@@ -137,8 +139,11 @@ def test_a_batch_puts_the_module_process_to_sleep_once_not_once_per_write(target
 
 
 def test_a_slow_write_keeps_its_verdict_and_the_jobs_behind_it_move_on(target):
-    """A write older than SLOW_WRITE: the jobs queued behind it are taken back and go to a
-    second worker; the slow one still answers (no time-out), and nothing is written twice."""
+    """A read or write older than SLOW_WRITE: the jobs queued behind it are taken back and go to
+    another worker; the slow one still answers (no time-out), and nothing is written twice.
+
+    The slow type's own version is read first, slowly: the other reads move to a second worker.
+    Its two writes then go one to each worker, both slow, so a third worker takes the rest."""
     checks = [{"id": "slow", "mdev_type": "odd-slow", "version": "s-1"},
               {"id": "slow-no", "mdev_type": "odd-slow", "version": "s-0"}] + nv_checks("behind", 10)
     results, writes, forks, elapsed = run(target, checks, timeout=4)
@@ -146,10 +151,11 @@ def test_a_slow_write_keeps_its_verdict_and_the_jobs_behind_it_move_on(target):
     assert status == {"slow": ("compatible", None), "slow-no": ("incompatible", "EINVAL")}
     assert_true_verdicts(target, results, checks)
     assert len(writes) == 22 and len({(w["path"], w["data"]) for w in writes}) == 22  # each job once
-    assert forks == 2
+    assert forks == 3
     first = {w["pid"] for w in writes if w["data"] == "s-1\n"}
     assert {w["pid"] for w in writes if w["data"] == "s-0\n"} - first  # taken back from the slow worker
-    assert elapsed < 4 + 1.3 * 2  # two slow writes and the resolve's slow read, none timed out
+    assert not {w["pid"] for w in writes if w["data"].startswith("000210de")} & first
+    assert elapsed < 4 + 1.3 * 2  # the slow read, then the two slow writes side by side, none timed out
 
 
 def test_the_same_holds_with_parallel_one_and_a_short_timeout(target):
@@ -157,6 +163,24 @@ def test_the_same_holds_with_parallel_one_and_a_short_timeout(target):
     results, writes, forks = run(target, checks, timeout=2, parallel=1)[:3]
     assert (len(writes), forks, len({w["pid"] for w in writes})) == (100, 1, 1)
     assert_true_verdicts(target, results, checks)
+
+
+def test_a_hung_read_of_the_target_version_is_error_and_nothing_is_written_to_it(target):
+    """The target's own version is read under the same time limit as a write, in a worker: a show
+    that never returns gives error ETIMEDOUT, the attribute is not written, the rest get verdicts."""
+    checks = [{"id": "hang-show", "mdev_type": "odd-hang-show", "version": "hs-1"}] + nv_checks("rest", 6)
+    results, writes, forks, elapsed = run(target, checks, timeout=1.5)
+    hung = [r for r in results if r["id"] == "hang-show"]
+    assert [(r["parent"], r["status"], r["errno_name"]) for r in hung] == [(HANG_PARENT, "error", "ETIMEDOUT")]
+    assert hung[0]["message"] == ("reading the target's own version failed: "
+                                  "no answer from the driver within the time limit")
+    assert hung[0]["target_version"] is None
+    assert len(writes) == 12 and not [w for w in writes if "odd-hang-show" in w["path"]]
+    assert_true_verdicts(target, results, checks, skip=("hang-show",))
+    assert {r["target_version"] for r in results if r["id"] != "hang-show"} == {NV % "2.3", NV % "2.1"}
+    # the reads behind the hung one moved to a second worker after SLOW_WRITE; the hung one was killed
+    assert forks == 2
+    assert elapsed < 1.5 + 1.5
 
 
 def test_a_hung_write_is_error_and_the_rest_go_on_in_a_new_worker(target):

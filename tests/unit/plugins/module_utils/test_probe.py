@@ -6,10 +6,12 @@ that happens succeeds; drivers' refusals are the FUSE emulator's tests.
 """
 
 import errno
+import mmap
 import os
 
 import pytest
 
+from ansible_collections.vfio.migration.plugins.module_utils import _probe
 from ansible_collections.vfio.migration.plugins.module_utils._probe import (
     SYSFS_STORE_MAX, Prober, ProbeInputError, validate_checks,
 )
@@ -127,17 +129,23 @@ def test_a_vfio_pci_function_is_written_at_the_device(tmp_path):
 
 
 def test_duplicate_versions_share_one_write(gvtg, monkeypatch):
-    prober = Prober(gvtg, allow_non_sysfs=True)
-    jobs = []
-    real = prober._write_all  # pylint: disable=protected-access
+    """Each attribute is read once, and each (attribute, version) written once, however many checks share it."""
+    asked = []
+    real = _probe._Writers.ask  # pylint: disable=protected-access
 
-    def count(todo):
-        jobs.append(list(todo))
-        return real(todo)
-    monkeypatch.setattr(prober, "_write_all", count)
-    results = prober.run([check("a"), check("b"), check("c", version="00028086-193b-i915-GVTg_V5_2")])
+    def ask(writers, numbers):
+        numbers = list(numbers)
+        asked.append([writers.jobs[n] for n in numbers])
+        return real(writers, numbers)
+    monkeypatch.setattr(_probe._Writers, "ask", ask)  # pylint: disable=protected-access
+    checks = [check("a"), check("b"), check("c", version="00028086-193b-i915-GVTg_V5_2")]
+    results = Prober(gvtg, allow_non_sysfs=True).run(checks)
     assert [r["status"] for r in results] == ["compatible"] * 3
-    assert len(jobs) == 1 and len(jobs[0]) == 2  # (attribute, version) pairs: a and b share theirs
+    reads, writes = asked
+    assert [version for dummy, version in reads] == [None]  # the type's one attribute, read once
+    assert sorted(version for dummy, version in writes) == ["00028086-193b-i915-GVTg_V5_2",
+                                                            "00028086-193b-i915-GVTg_V5_4"]  # a and b share theirs
+    assert set(path for path, dummy in reads + writes) == {reads[0][0]}
 
 
 def test_each_run_reads_the_links_again(gvtg):
@@ -186,3 +194,39 @@ def test_a_missing_root_is_refused(tmp_path):
     with pytest.raises(ProbeInputError) as exc:
         Prober(str(tmp_path / "absent"), allow_non_sysfs=True).run([check()])
     assert str(exc.value) == "sysfs_root %s is not a directory; nothing written" % (tmp_path / "absent")
+
+
+# -- a worker's opens ------------------------------------------------------------------
+
+def test_a_worker_reads_and_writes_an_attribute_through_one_open(tmp_path):
+    path = str(tmp_path / "migration_version")
+    with open(path, "w") as f:
+        f.write("self-1\n")
+    memory = mmap.mmap(-1, 2 * _probe.SHOW_MAX)
+    attributes = _probe._OpenAttributes()  # pylint: disable=protected-access
+    assert attributes.show(path, memory, _probe.SHOW_MAX) == [7, None]
+    assert memory[_probe.SHOW_MAX:_probe.SHOW_MAX + 7] == b"self-1\n"
+    fd = attributes.fds[path]
+    assert attributes.store(path, "v-2") == [4, None]
+    assert attributes.fds == {path: fd}  # written through the open the read made
+    assert read(path).startswith("v-2\n")
+
+
+def test_an_attribute_the_kernel_will_not_open_for_writing_is_read_as_cat_would():
+    """Real sysfs refuses O_RDWR on a read-only attribute, even to root: the worker reads it with an open
+    of its own (as the module did before it read through the worker) and keeps nothing open for writes."""
+    path = "/sys/devices/system/cpu/online"
+    try:
+        os.close(os.open(path, os.O_RDWR))
+    except OSError:
+        pass
+    else:
+        pytest.skip("%s opens for writing here" % path)
+    if not os.access(path, os.R_OK):
+        pytest.skip("no readable %s" % path)
+    memory = mmap.mmap(-1, _probe.SHOW_MAX)
+    attributes = _probe._OpenAttributes()  # pylint: disable=protected-access
+    length, code = attributes.show(path, memory, 0)
+    with open(path, "rb") as f:
+        assert (code, memory[:length]) == (None, f.read())
+    assert attributes.fds == {}
