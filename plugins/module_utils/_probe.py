@@ -446,14 +446,14 @@ class Prober(object):
 #
 # A worker is forked with the batch's jobs in its memory and is sent their
 # numbers, a window of them at once, over a pipe of 4-byte records. It takes
-# them one at a time, writes, and puts each answer (with the time it ended)
-# on a second pipe that nobody waits on; when it finds no more numbers it
-# says so on a third. So while the drivers answer quickly, the module process
-# sleeps once per window, not once per write, and the worker only waits for
-# the drivers.
+# them one at a time, reads or writes, and puts each answer (with the time it
+# ended) on a second pipe that nobody waits on; when it finds no more numbers
+# it says so on a third. So while the drivers answer quickly, the module
+# process sleeps once per window (a batch is two: the reads, then the writes
+# they allow), not once per write, and the worker only waits for the drivers.
 #
-# Every answer's end time is the start of the worker's next write, so each
-# write's age is known. A write older than the time limit gets ETIMEDOUT and
+# Every answer's end time is the start of the worker's next job, so each
+# job's age is known. A read or write older than the time limit gets ETIMEDOUT and
 # its worker is killed; the rest go on in a new worker. The module process
 # holds the read end of each request pipe as well: before it gives up on a
 # worker, it takes back the numbers the worker has not claimed (a pipe hands
@@ -469,7 +469,7 @@ class Prober(object):
 # of its own, at offset 0. sysfs hands each write whole to the driver's store
 # (and ignores the offset), so each write's result is that version's verdict,
 # as if it had its own open; a batch of 24 classes on 8 attributes opens 8
-# files instead of 48 writes and 8 reads opening 56.
+# files, not one for each of its 8 reads and 48 writes.
 
 SLOW_WRITE = 1.0
 # files a worker keeps open between writes (the oldest is closed first)
