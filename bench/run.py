@@ -533,6 +533,9 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
                 floor = rec["floor"]
                 for label, dummy in size_modes:
                     rec[label]["ratio_wall"] = round(rec[label]["wall"] / floor["wall"], 3)
+                    # each interleaved pair's own ratio: how far one floor-and-readiness pair alone may be trusted
+                    rec[label]["pairs_wall"] = [round(x["wall"] / f["wall"], 3)
+                                                for f, x in zip(rec["runs"]["floor"], rec["runs"][label])]
                     rec[label]["ratio_cpu"] = round(rec[label]["cpu"] / floor["cpu"], 3) if floor["cpu"] else None
                     rec[label]["ratio_cpu_all"] = round(rec[label]["cpu_all"] / floor["cpu_all"], 3) \
                         if floor["cpu_all"] else None

@@ -44,6 +44,7 @@ table of every entry is printed.
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -116,6 +117,7 @@ def rows(results):
                 "emulators": res.get("emulators", 1), "timed": bool(floor),
                 "hosts": rec["hosts"], "vms": rec.get("vms"), "floor_s": floor.get("wall"),
                 "readiness_s": ready.get("wall"), "ratio": ready.get("ratio_wall"),
+                "pairs": ready.get("pairs_wall"),
                 "ratio_cpu": ready.get("ratio_cpu_all"),
                 "reports_s": full.get("wall"), "ratio_reports": full.get("ratio_wall"),
                 "ping_first_s": floor.get("ping_first"), "gather_s": ready.get("gather"),
@@ -171,6 +173,16 @@ def markdown(results):
                          r["vms"], r["floor_s"], r["readiness_s"], r["ratio"], _f(r["ratio_reports"]),
                          r["ping_first_s"], _f(r["gather_s"], "%.1f"), _f(r["gather_per_ping"]), r["ping_second_s"],
                          _f(r["probe_s"], "%.1f"), _f(r["probe_per_ping"]), r["writes_per_target"], r["load"]))
+    repeated = [r for r in rows(results) if r["timed"] and len(r["pairs"] or ()) > 1]
+    if repeated:
+        lines += ["", "Each interleaved floor and readiness pair on its own (``--repeat``; the table above divides "
+                      "the median times):", "",
+                  "| variant | hosts | pairs | readiness / floor, each pair | median of the pairs | lowest | highest |",
+                  "|---|---:|---:|---|---:|---:|---:|"]
+        for r in repeated:
+            lines.append("| %s | %d | %d | %s | **%.2f** | %.2f | %.2f |" % (
+                r["variant"], r["hosts"], len(r["pairs"]), ", ".join("%.2f" % x for x in r["pairs"]),
+                statistics.median(r["pairs"]), min(r["pairs"]), max(r["pairs"])))
     lines += ["", "CPU time (every process the run caused, the emulator's and the sshd sessions' included; "
                   "per task where the modules are the controller's descendants):", "",
               "| variant | hosts | readiness / floor | gather / 1st ping | probe / 2nd ping "

@@ -10,6 +10,7 @@ SSH, that the modules really ran through the sshd endpoints.
 """
 
 import collections
+import copy
 import json
 import os
 import subprocess
@@ -120,6 +121,14 @@ def test_dense_shape_ratios_and_task_comparison(dense):
     command = rec["alternate"]["command"]
     assert command.startswith("ANSIBLE_LIBRARY=bench/library") and " ANSIBLE_ACTION_PLUGINS=bench/action_plugins " in command
     assert "| dense-f10-pipe | local | 10 | yes | 2 | %d |" % N in shapes.markdown({"dense-f10-pipe@%d" % N: res})
+    # one pair: its own ratio is the ratio of the medians; no table of pairs for a single one
+    assert ready["pairs_wall"] == [pytest.approx(ready["ratio_wall"], abs=0.002)]
+    assert "each pair" not in shapes.markdown({"dense-f10-pipe@%d" % N: res})
+    # with --repeat, every pair's own ratio, their median and range
+    again = copy.deepcopy(res)
+    again["sizes"][0]["readiness"]["pairs_wall"] = [1.34, 1.21, 1.26]
+    assert "| dense-f10-pipe | %d | 3 | 1.34, 1.21, 1.26 | **1.26** | 1.21 | 1.34 |" % N in shapes.markdown(
+        {"dense-f10-pipe@%d" % N: again})
     # the A/B turn: the probe with HEAD's module_utils, under its own name, beside this checkout's
     alt = rec["alternate"]
     if alt.get("ab_probe"):
