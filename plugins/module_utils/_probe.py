@@ -402,7 +402,7 @@ class Prober(object):
             shown = {}
             for n, path in enumerate(reads):
                 length, code = answers[n]
-                err = None if code is None else _read_error(code, path)
+                err = None if code is None else _read_error(length, code, path)
                 shown[path] = version_record(None if err else workers.shown(n, length), err, path)
             left = [t for t in asked if self._apply_read(t, shown[t.attribute])]
             outcomes = workers.ask(sorted(set(number[(t.attribute, t.check["version"])] for t in left)))
@@ -433,8 +433,8 @@ class Prober(object):
         else:
             t.errno, t.status = code, _errno.write_error_means(code)
             t.message = standard_message(t.status, _errno.errno_name(code))
-            if code == errno.ETIMEDOUT and result == "timeout":
-                t.message = "no answer from the driver within the time limit"
+            if code == errno.ETIMEDOUT and result == TIMED_OUT:
+                t.message = NO_ANSWER
 
 
 # -- the workers that read and write -----------------------------------------------
@@ -472,6 +472,9 @@ class Prober(object):
 # files, not one for each of its 8 reads and 48 writes.
 
 SLOW_WRITE = 1.0
+# the result of a read or write given up on after the time limit (its errno is ETIMEDOUT), and what it says
+TIMED_OUT = "timeout"
+NO_ANSWER = "no answer from the driver within the time limit"
 # files a worker keeps open between writes (the oldest is closed first)
 OPEN_ATTRIBUTES = 64
 # a job's number, as the worker is sent it
@@ -484,12 +487,12 @@ WINDOW = select.PIPE_BUF // _JOB.size
 SHOW_MAX = VERSION_MAX + 2
 
 
-def _read_error(code, path):
-    """The error record of a read the worker answered with ``code`` (``ETIMEDOUT``: it did not answer)."""
-    if code == errno.ETIMEDOUT:
-        return {"errno": code, "errno_name": _errno.errno_name(code), "path": path,
-                "message": "no answer from the driver within the time limit"}
-    return _errno.error_record(OSError(code, os.strerror(code)), path)
+def _read_error(result, code, path):
+    """The error record of a read that answered ``(result, code)``: the driver's errno, or no answer in time."""
+    record = _errno.error_record(OSError(code, os.strerror(code)), path)
+    if result == TIMED_OUT:
+        record["message"] = NO_ANSWER
+    return record
 
 
 def _write_fully(fd, data):
@@ -867,5 +870,5 @@ class _Writers(object):
         self._put_back(pending, worker.take_back())
         self._collect(worker, pending, outcomes)
         if worker in self.workers and worker.queued and worker.queued[0] == late:
-            outcomes[late] = ("timeout", errno.ETIMEDOUT)
+            outcomes[late] = (TIMED_OUT, errno.ETIMEDOUT)
             self._retire(worker)  # killed: its write is still queued

@@ -8,6 +8,7 @@ process the kernel says made each write (FUSE's request context). Expected
 verdicts come from the emulator's rule classes, never from the probe.
 """
 
+import errno
 import json
 import os
 import resource
@@ -58,6 +59,8 @@ def target(tmp_path_factory):
     t.mdev_type(gpu, "odd-hang2", "vfio-pci", 1, migration={"rule": "hang", "self": "h-2"})
     # a store that hangs holding the lock its show needs: reading the target's own version hangs too
     t.mdev_type(gpu, "odd-hang-show", "vfio-pci", 1, migration={"rule": "hang", "self": "hs-1", "show": True})
+    # a driver whose show itself answers ETIMEDOUT, at once
+    t.mdev_type(gpu, "odd-timedout", "vfio-pci", 1, migration={"rule": "read_error", "errno": "ETIMEDOUT"})
     # answers after 1.3 s: slower than SLOW_WRITE, well within a 4 s limit
     t.mdev_type(gpu, "odd-slow", "vfio-pci", 1,
                 migration={"rule": "slow", "delay": 1.3, "inner": {"rule": "exact", "self": "s-1"}})
@@ -181,6 +184,18 @@ def test_a_hung_read_of_the_target_version_is_error_and_nothing_is_written_to_it
     # the reads behind the hung one moved to a second worker after SLOW_WRITE; the hung one was killed
     assert forks == 2
     assert elapsed < 1.5 + 1.5
+
+
+def test_a_driver_answering_etimedout_is_told_apart_from_no_answer(target):
+    """ETIMEDOUT from the driver's own show is the driver's answer, in its words; only a read given up
+    on after the time limit says that no answer came."""
+    checks = [{"id": "timedout", "mdev_type": "odd-timedout", "version": "t-1"}] + nv_checks("rest", 2)
+    results, writes, forks, elapsed = run(target, checks, timeout=4)
+    got = [r for r in results if r["id"] == "timedout"]
+    assert [(r["status"], r["errno_name"]) for r in got] == [("error", "ETIMEDOUT")]
+    assert got[0]["message"] == "reading the target's own version failed: %s" % os.strerror(errno.ETIMEDOUT)
+    assert len(writes) == 4 and not [w for w in writes if "odd-timedout" in w["path"]]
+    assert forks == 1 and elapsed < 2  # answered at once: no time-out, no second worker
 
 
 def test_a_hung_write_is_error_and_the_rest_go_on_in_a_new_worker(target):
