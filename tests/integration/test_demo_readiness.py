@@ -266,6 +266,8 @@ def test_role_arguments_are_checked_once_for_the_play(demo):
      "vfio_migration_facts_timeout must be 0 (no limit) or a number of seconds, not -1; nothing gathered"),
     ("vfio_migration_probe_task_timeout=-5",
      "vfio_migration_probe_task_timeout must be 0 (no limit) or a number of seconds, not -5; nothing probed"),
+    ("vfio_migration_probe_timeout=nan",
+     "vfio_migration_probe_timeout must be a number of seconds above 0, not nan; nothing probed"),
 ])
 def test_a_bad_role_argument_stops_the_play_before_it_probes_or_writes(tmp_path, bad, message):
     """A facts argument stops the play before the facts are gathered, a matrix argument before the probe."""

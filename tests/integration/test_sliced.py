@@ -59,7 +59,7 @@ def fleet(tmp_path_factory):
         env = dict(os.environ, ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_FORKS="10")
         t0 = time.monotonic()
         playbook(inv, "vfio.migration.readiness", env, "-e", "vfio_migration_report_dir=%s" % (base / "one"))
-        yield {"base": base, "inventory": inv, "hosts": hosts, "env": env,
+        yield {"base": base, "inventory": inv, "hosts": hosts, "env": env, "writes": base / "writes.log",
                "one": (base / "one" / "matrix.json").read_text(), "one_seconds": time.monotonic() - t0}
 
 
@@ -108,12 +108,42 @@ def test_sliced_through_the_jsonfile_cache_gives_the_one_run_matrix(fleet):
     record(fleet, "jsonfile", seconds)
 
 
-def test_without_a_fact_cache_the_sliced_mode_refuses_to_start(fleet):
-    cmd = [ansible_bin("ansible-playbook"), "-i", fleet["inventory"], "vfio.migration.gather", "--limit",
-           fleet["hosts"][0]]
+@pytest.mark.parametrize("phase", ["vfio.migration.gather", "vfio.migration.probe", "vfio.migration.report"])
+def test_without_a_fact_cache_every_sliced_phase_refuses_to_start(fleet, phase):
+    """With Ansible's in-memory cache a phase would see nothing of the one before: every host unknown."""
+    cmd = [ansible_bin("ansible-playbook"), "-i", fleet["inventory"], phase, "--limit", fleet["hosts"][0]]
     env = {k: v for k, v in fleet["env"].items() if not k.startswith("ANSIBLE_CACHE_PLUGIN")}
+    before = fleet["writes"].read_text()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode != 0 and "ANSIBLE_CACHE_PLUGIN" in proc.stdout
+    assert "TASK [vfio.migration.matrix : Ask each target" not in proc.stdout
+    assert fleet["writes"].read_text() == before
+
+
+@pytest.mark.parametrize("phase, bad, message", [
+    ("vfio.migration.probe", {"vfio_migration_probe_timeout": 0},
+     "vfio_migration_probe_timeout must be a number of seconds above 0, not 0; nothing probed"),
+    ("vfio.migration.probe", {"vfio_migration_allow_non_sysfs": "maybe"}, "Validation of arguments failed"),
+    ("vfio.migration.probe", {"vfio_migration_probe_task_timeout": -5},
+     "vfio_migration_probe_task_timeout must be 0 (no limit) or a number of seconds, not -5; nothing probed"),
+    ("vfio.migration.report", {"vfio_migration_report_formats": ["pdf"]}, "Validation of arguments failed"),
+    ("vfio.migration.report", {"vfio_migration_policy": "strict"}, "Validation of arguments failed"),
+])
+def test_a_bad_argument_stops_a_sliced_phase_as_it_stops_readiness(fleet, tmp_path, phase, bad, message):
+    """The sliced probe and report check the matrix role's arguments once, before anything is probed or written."""
+    env = dict(fleet["env"], ANSIBLE_CACHE_PLUGIN="ansible.builtin.jsonfile",
+               ANSIBLE_CACHE_PLUGIN_CONNECTION=str(tmp_path / "cache"), ANSIBLE_CACHE_PLUGIN_TIMEOUT="86400")
+    report = tmp_path / "report"
+    cmd = [ansible_bin("ansible-playbook"), "-i", fleet["inventory"], phase, "-e", json.dumps(bad),
+           "-e", "vfio_migration_report_dir=%s" % report]
+    before = fleet["writes"].read_text()
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert message in " ".join(out.split()) and next(iter(bad)) in out
+    assert "TASK [vfio.migration.matrix : Ask each target" not in out
+    assert "TASK [vfio.migration.matrix : Assemble" not in out
+    assert fleet["writes"].read_text() == before and not report.exists()
 
 
 @pytest.fixture
