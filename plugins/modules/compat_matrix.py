@@ -43,6 +43,11 @@ attributes:
     details: Changes nothing anywhere in any mode; the matrix is built in check mode too.
 notes:
   - Run it once per play (C(run_once)); the C(vfio.migration.matrix) role does.
+  - Callbacks are not given the matrix it built (they show the result as censored, as for C(no_log)), since
+    ansible-core would copy and convert the whole matrix again in the controller's main process for them (about
+    5 s at a thousand hosts), and a callback that keeps results (the json callback, an AWX/AAP job event) would
+    carry all of it. The registered variable has the whole matrix; so has C(matrix.json). A failure is shown in
+    full.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow

@@ -281,7 +281,7 @@ def test_ansible_playbook_reads_a_registered_host_and_a_cached_host_in_one_call(
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_CACHE_PLUGIN="ansible.builtin.jsonfile",
                ANSIBLE_CACHE_PLUGIN_CONNECTION=str(tmp_path / "cache"), ANSIBLE_RETRY_FILES_ENABLED="0")
     for play in ("gather.yml", "read.yml"):
-        proc = subprocess.run([ansible_bin("ansible-playbook"), "-i", "hosts.json", play], cwd=tmp_path, env=env,
+        proc = subprocess.run([ansible_bin("ansible-playbook"), "-v", "-i", "hosts.json", play], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=300, check=False)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     got = json.loads((tmp_path / "out.json").read_text())
@@ -298,6 +298,12 @@ def test_ansible_playbook_reads_a_registered_host_and_a_cached_host_in_one_call(
     bad = action["bad_policy"]
     assert bad["failed"] is True and "schema_version" not in bad
     assert bad["msg"].startswith("vfio.migration.compat_matrix: bad policy: ") and "driver_versions" in bad["msg"]
+    # callbacks get no matrix (register keeps it whole, as above), but a failure in full
+    out = proc.stdout
+    built = out[out.index("TASK [The same matrix from the compat_matrix action"):].split("TASK [", 2)[1]
+    assert "ok: [fast]" in built and "verdicts" not in built
+    failed = out[out.index("TASK [A policy with an unknown key"):].split("TASK [", 2)[1]
+    assert "vfio.migration.compat_matrix: bad policy: " in failed and "censored" not in failed
 
 
 @pytest.mark.ansible
