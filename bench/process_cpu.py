@@ -3,6 +3,7 @@
     .venv/bin/python bench/process_cpu.py                     # dense shape, 100 hosts, forks 10
     .venv/bin/python bench/process_cpu.py --hosts 200 --json
     .venv/bin/python bench/process_cpu.py --pipelining            # both runs with ANSIBLE_PIPELINING=True
+    .venv/bin/python bench/process_cpu.py --hosts 1000 --results  # and the main process's work per task
 
 The floor (``bench/playbooks/floor.yml``: two pings per host) and
 ``vfio.migration.readiness`` (no reports) run one after the other on the same
@@ -15,6 +16,14 @@ host (named by its ``AnsiballZ_<module>.py``, or with ``--pipelining``, where
 the payload comes on stdin, by what it imported). A process a module forks
 (the probe's writer) has a line of its own. The FUSE emulator, which stands
 in for the hosts' kernels, is left out.
+
+With ``--results``, ``ansible-playbook`` runs through a wrapper that also
+times, in the main process and per task, what ansible-core does there with
+each host's task: the variables it works out before queueing it
+(``VariableManager.get_vars``), and the copy of each result it makes for the
+callbacks (``as_callback_task_result``: a deep copy, internal keys stripped)
+and converts for them (``CallbackTaskResult.result``). A ``run_once`` task's
+share blocks the whole run: nothing else is queued meanwhile.
 
 The per-run figures are per process: a ping's module process against a
 ``mdev_facts`` or ``migration_probe`` one, a ping task's worker against the
@@ -98,6 +107,67 @@ if _LOG:
 '''
 
 
+# With --results: ansible-playbook itself, with the main process's work per task timed (written at exit, one JSON line).
+WRAPPER = r'''#!%(python)s
+import atexit, functools, json, os, sys, time
+from ansible.executor import task_result as _tr
+from ansible.vars import manager as _vm
+_SPENT = {}
+
+
+def _add(what, task, seconds):
+    rec = _SPENT.setdefault(what, {}).setdefault(task.get_name() if task is not None else "", [0, 0.0])
+    rec[0] += 1
+    rec[1] += seconds
+
+
+def _timed(what, func, task_of):
+    @functools.wraps(func)
+    def run(self, *args, **kwargs):
+        t0 = time.process_time()
+        try:
+            return func(self, *args, **kwargs)
+        finally:
+            _add(what, task_of(self, kwargs), time.process_time() - t0)
+    return run
+
+
+_tr._RawTaskResult.as_callback_task_result = _timed(
+    "callback copy", _tr._RawTaskResult.as_callback_task_result, lambda self, kw: self.task)
+_native = functools.cached_property(_timed("callback convert", _tr.CallbackTaskResult.result.func,
+                                           lambda self, kw: self.task))
+_native.__set_name__(_tr.CallbackTaskResult, "result")
+_tr.CallbackTaskResult.result = _native
+_vm.VariableManager.get_vars = _timed("get_vars", _vm.VariableManager.get_vars, lambda self, kw: kw.get("task"))
+_MAIN = os.getpid()
+
+
+def _write():
+    if os.getpid() == _MAIN:
+        with open(os.environ["BENCH_MAIN_RESULTS"], "w") as f:
+            json.dump(_SPENT, f)
+
+
+atexit.register(_write)
+from ansible.cli.playbook import main  # noqa: E402
+sys.exit(main())
+'''
+
+
+def results_table(runs, top=8):
+    """The main process's work per task (``--results``), the dearest first."""
+    lines = ["", "Main process, per task: get_vars before queueing each host, and each result copied and converted "
+             "for the callbacks (CPU s, hosts):", "", "| run | what | task | s | hosts | ms each |",
+             "|---|---|---|---:|---:|---:|"]
+    for label, run in runs.items():
+        rows = [(rec[1], what, task, rec[0]) for what, tasks in (run.get("main_results") or {}).items()
+                for task, rec in tasks.items()]
+        for seconds, what, task, count in sorted(rows, reverse=True)[:top]:
+            lines.append("| %s | %s | %s | %.2f | %d | %.2f |" % (label, what, task or "-", seconds, count,
+                                                                  1000.0 * seconds / max(1, count)))
+    return "\n".join(lines)
+
+
 def summarize(path):
     """``{(kind, name): {"processes": n, "cpu": seconds}}`` from one run's log."""
     out = collections.defaultdict(lambda: {"processes": 0, "cpu": 0.0})
@@ -116,7 +186,7 @@ def per_process_ms(rows, kind, name_part):
     return 1000.0 * sum(r["cpu"] for r in hits) / count if count else None
 
 
-def measure(hosts, forks, work, pipelining=False):
+def measure(hosts, forks, work, pipelining=False, results=False):
     from tests.emulator.mount import EmulatorMount, fuse_unavailable
     why = fuse_unavailable()
     if why:
@@ -134,18 +204,29 @@ def measure(hosts, forks, work, pipelining=False):
     env = R.ansible_env(forks, pipelining=pipelining)
     env.pop("ANSIBLE_CALLBACKS_ENABLED", None)
     env["PYTHONPATH"] = site
+    playbook_bin = os.path.join(R.VENV_BIN, "ansible-playbook")
+    if results:  # named ansible-playbook too: SITECUSTOMIZE tells the main process by that name
+        playbook_bin = os.path.join(work, "wrapped", "ansible-playbook")
+        os.makedirs(os.path.dirname(playbook_bin), exist_ok=True)
+        with open(playbook_bin, "w") as f:
+            f.write(WRAPPER % {"python": os.path.join(R.VENV_BIN, "python")})
+        os.chmod(playbook_bin, 0o755)
     runs = {}
     with EmulatorMount(src, mnt, os.path.join(work, "writes.log"), timeout=300):
         for label, playbook, extra in (("floor", R.FLOOR, []),
                                        ("readiness", R.READINESS, ["-e", "vfio_migration_reports=false"])):
             log = os.path.join(work, "%s.log" % label)
-            cmd = [os.path.join(R.VENV_BIN, "ansible-playbook"), "-i", inv, playbook] + extra
+            spent = os.path.join(work, "%s-main.json" % label)
+            cmd = [playbook_bin, "-i", inv, playbook] + extra
             t0 = time.monotonic()
-            proc = subprocess.run(cmd, env=dict(env, BENCH_PROCESS_CPU_LOG=log), stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True, check=False)
+            proc = subprocess.run(cmd, env=dict(env, BENCH_PROCESS_CPU_LOG=log, BENCH_MAIN_RESULTS=spent),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
             if proc.returncode != 0:
                 raise SystemExit("%s failed (rc=%s): %s" % (label, proc.returncode, proc.stderr[-2000:]))
             runs[label] = {"wall": round(time.monotonic() - t0, 1), "rows": summarize(log)}
+            if results:
+                with open(spent) as f:
+                    runs[label]["main_results"] = json.load(f)
     return runs
 
 
@@ -182,19 +263,21 @@ def main(argv=None):
     ap.add_argument("--hosts", type=int, default=100)
     ap.add_argument("--forks", type=int, default=10)
     ap.add_argument("--pipelining", action="store_true", help="ANSIBLE_PIPELINING=True for both runs")
+    ap.add_argument("--results", action="store_true",
+                    help="also time the main process's get_vars and result copies for the callbacks, per task")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     work = tempfile.mkdtemp(prefix="process-cpu-", dir=R.BUILD if os.path.isdir(R.BUILD) else None)
     try:
-        runs = measure(args.hosts, args.forks, work, pipelining=args.pipelining)
+        runs = measure(args.hosts, args.forks, work, pipelining=args.pipelining, results=args.results)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
-        print(json.dumps({label: {"wall": r["wall"], "processes": [
+        print(json.dumps({label: {"wall": r["wall"], "main_results": r.get("main_results"), "processes": [
             {"kind": k, "name": n, "processes": v["processes"], "cpu": round(v["cpu"], 3)}
             for (k, n), v in sorted(r["rows"].items())]} for label, r in runs.items()}, indent=1))
     else:
-        print(report(runs, args.hosts, args.forks, args.pipelining))
+        print(report(runs, args.hosts, args.forks, args.pipelining) + (results_table(runs) if args.results else ""))
     return 0
 
 

@@ -141,6 +141,25 @@ def test_process_cpu_names_every_process_kind(tmp_path, pipelining):
     assert "module: mdev_facts" in text and "Main process" in text
 
 
+@pytest.mark.emulator
+@pytest.mark.ansible
+def test_process_cpu_times_the_main_process_per_task(tmp_path):
+    """bench/process_cpu.py --results at 3 hosts: get_vars and the callbacks' copies, per task, from the wrapper."""
+    if fuse_unavailable():
+        pytest.skip(fuse_unavailable())
+    from bench import process_cpu
+    runs = process_cpu.measure(3, 3, str(tmp_path), results=True)
+    floor, ready = runs["floor"]["main_results"], runs["readiness"]["main_results"]
+    assert floor["get_vars"]["First no-op module task"][0] == 3
+    probe = next(t for t in ready["callback copy"] if t.endswith("in one batch"))
+    assert ready["callback copy"][probe][0] == 3 and ready["get_vars"][probe][0] == 3
+    matrix = next(t for t in ready["callback copy"] if t.endswith("compatibility matrix"))
+    assert ready["callback copy"][matrix][0] == 1  # run_once: one result
+    assert runs["readiness"]["rows"][("module", "mdev_facts")]["processes"] == 3  # the CPU log still works
+    text = process_cpu.results_table(runs)
+    assert "| readiness | get_vars |" in text and "| floor | get_vars | First no-op module task |" in text
+
+
 @pytest.mark.ansible
 def test_template_cost_times_the_roles_own_templates():
     """bench/template_cost.py reads the probe's and gathering's templates from the roles, and times each case."""
