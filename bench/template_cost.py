@@ -27,18 +27,30 @@ if REPO not in sys.path:
 
 
 def role_task(path, action):
-    """``(templates, conditional)`` of the task running ``action`` in a role's task file, as written there."""
+    """``(templates, conditional)`` of the task running ``action`` in a role's task file, as written there:
+    the templates of its arguments (``option_vars`` names variables: none) and of its keywords (``timeout``)."""
     import yaml  # pylint: disable=import-outside-toplevel
     with open(os.path.join(REPO, path)) as f:
         tasks = yaml.safe_load(f)
     task = next(t for t in tasks if action in t)
     templates = [v for v in task[action].values() if isinstance(v, str) and "{{" in v]
+    templates += [v for k, v in task.items() if k not in (action, "name", "when") and isinstance(v, str) and "{{" in v]
     return templates, task.get("when")
 
 
 PROBE_ARGS, PROBE_WHEN = role_task("roles/matrix/tasks/probe.yml", "vfio.migration.migration_probe")
 GATHER_ARGS, dummy = role_task("roles/facts/tasks/main.yml", "vfio.migration.mdev_facts")
-GATHER_BEFORE = [t for t in GATHER_ARGS if "persist" not in t and "facts_dir" not in t] + [
+PROBE_TIMEOUT = "{{ vfio_migration_probe_task_timeout }}"
+GATHER_TIMEOUT = "{{ vfio_migration_facts_timeout }}"
+
+# before option_vars: each option a template of its role variable
+GATHER_OPTIONS = ["{{ vfio_migration_sysfs_root }}", "{{ vfio_migration_host_root }}", "{{ vfio_migration_use_udev }}",
+                  "{{ vfio_migration_check_vfio_capability }}", "{{ vfio_migration_query_qemu }}",
+                  "{{ vfio_migration_facts_dir }}", "{{ vfio_migration_persist_facts }}"]
+PROBE_OPTIONS = ["{{ ansible_facts.get('vfio_mdev', {}).get('sysfs_root', '/sys') }}",
+                 "{{ vfio_migration_allow_non_sysfs }}", "{{ vfio_migration_probe_timeout }}"]
+# and before that, persist_dir through a filter
+GATHER_BEFORE = [t for t in GATHER_OPTIONS if "persist" not in t and "facts_dir" not in t] + [
     "{{ vfio_migration_facts_dir if vfio_migration_persist_facts | bool else omit }}"]
 
 # the probe task before its action skipped an empty batch: a per-host conditional, and arguments
@@ -51,14 +63,16 @@ PROBE_BATCH_TEMPLATE = "{{ vfio_migration_batches.get(inventory_hostname, []) }}
 
 # (label, templates, conditional)
 CASES = [
-    ("probe: arguments (and when), as the role has them", PROBE_ARGS, PROBE_WHEN),
-    ("probe: the batch through a template (before)", PROBE_ARGS + [PROBE_BATCH_TEMPLATE], PROBE_WHEN),
+    ("probe: as the role has it (its time limit)", PROBE_ARGS, PROBE_WHEN),
+    ("probe: its options as templates too (before option_vars)", PROBE_OPTIONS + [PROBE_TIMEOUT], None),
+    ("probe: and the batch through a template (before batches_var)", PROBE_OPTIONS + [PROBE_BATCH_TEMPLATE], None),
     ("probe: arguments and a when without filters (before)", PROBE_ARGS_BEFORE,
      "vfio_migration_batches.get(inventory_hostname, []) != []"),
     ("probe: the same, when with two filters (before that)", PROBE_ARGS_BEFORE,
      "vfio_migration_batches[inventory_hostname] | default([]) | length > 0"),
-    ("gathering: arguments, as the role has them", GATHER_ARGS, None),
-    ("gathering: persist_dir through the bool filter (before)", GATHER_BEFORE, None),
+    ("gathering: as the role has it (its time limit)", GATHER_ARGS, None),
+    ("gathering: its options as templates too (before option_vars)", GATHER_OPTIONS + [GATHER_TIMEOUT], None),
+    ("gathering: persist_dir through the bool filter (before that)", GATHER_BEFORE + [GATHER_TIMEOUT], None),
     ("one template, no filter", ["{{ vfio_migration_probe_timeout }}"], None),
     ("one conditional, no filter", [], "inventory_hostname in vfio_migration_batches"),
 ]
@@ -72,7 +86,8 @@ def variables(targets=200, checks=48):
         "vfio_migration_probe_timeout": 10, "vfio_migration_sysfs_root": "/sys", "vfio_migration_host_root": "/",
         "vfio_migration_use_udev": True, "vfio_migration_check_vfio_capability": "auto",
         "vfio_migration_query_qemu": True, "vfio_migration_persist_facts": True,
-        "vfio_migration_facts_dir": "/etc/ansible/facts.d",
+        "vfio_migration_facts_dir": "/etc/ansible/facts.d", "vfio_migration_probe_task_timeout": 600,
+        "vfio_migration_facts_timeout": 600,
     }
 
 

@@ -28,6 +28,9 @@ options:
     description: JSON list of probe results to return.
     type: path
     required: true
+  sysfs_root:
+    description: What the probe's action sends (the tree of the host's facts); not used.
+    type: path
 """
 
 import json
@@ -46,6 +49,7 @@ def main():
                 device=dict(type="str"),
             )),
             results_file=dict(type="path", required=True),
+            sysfs_root=dict(type="path"),
         ),
         supports_check_mode=True,
     )

@@ -127,6 +127,12 @@ EXAMPLES = r"""
   vfio.migration.mdev_facts:
     sysfs_root: /srv/fixtures/host1/sys
 
+- name: Options from each host's variables, read as stored (no template for each host to compile)
+  vfio.migration.mdev_facts:
+    option_vars:
+      sysfs_root: lab_sysfs_root
+      persist_dir: lab_facts_dir
+
 # In ansible.cfg, gather these facts with the usual fact gathering:
 # [defaults]
 # facts_modules = ansible.builtin.setup, vfio.migration.mdev_facts
@@ -342,9 +348,13 @@ def main():
             query_qemu=dict(type="bool", default=True),
             persist_dir=dict(type="path"),
             persist=dict(type="bool", default=True),
+            option_vars=dict(type="dict"),  # read by the action plugin, never sent
         ),
         supports_check_mode=True,
     )
+    if module.params["option_vars"] is not None:
+        module.fail_json(msg="option_vars is read on the controller by the module's action plugin, which sends the "
+                             "options' values; this run got the variables' names instead; nothing read")
 
     def run(cmd):
         """Read-only commands only (``rpm -q``); None when absent or failing."""

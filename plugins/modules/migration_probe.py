@@ -108,6 +108,14 @@ options:
     type: bool
     default: false
     version_added: 0.2.0
+  sysfs_root:
+    description:
+      - Where sysfs is mounted on the managed host. Point it at a copy or an emulated tree for tests.
+      - When the task does not give it, the action plugin gives the C(sysfs_root) of this host's
+        C(ansible_facts.vfio_mdev) (the tree M(vfio.migration.mdev_facts) read), so a host is asked in
+        the tree its facts describe; C(/sys) when the host has no such facts.
+    type: path
+    default: /sys
   allow_non_sysfs:
     description:
       - Allow writes on a file system that is not sysfs, such as a FUSE emulator or a
@@ -175,6 +183,14 @@ EXAMPLES = r"""
   vfio.migration.migration_probe:
     batches_var: batches
     compact: true
+  register: probe
+
+- name: The same, with options read from play variables (no template for each host to compile)
+  vfio.migration.migration_probe:
+    batches_var: batches
+    option_vars:
+      allow_non_sysfs: lab_allow_emulated_sysfs
+      timeout: lab_probe_timeout
   register: probe
 """
 
@@ -253,12 +269,16 @@ def main():
             parallel=dict(type="int", default=8),
             compact=dict(type="bool", default=False),
             batches_var=dict(type="str"),
+            option_vars=dict(type="dict"),  # read by the action plugin, never sent
         ),
         required_one_of=[("checks", "batches_var")],
         mutually_exclusive=[("checks", "batches_var")],
         supports_check_mode=True,
     )
     params = module.params
+    if params["option_vars"] is not None:
+        module.fail_json(msg="option_vars is read on the controller by the module's action plugin, which sends the "
+                             "options' values; this run got the variables' names instead; nothing written")
     if params["checks"] is None:
         module.fail_json(msg="batches_var is read on the controller by the module's action plugin, which sends the "
                              "host its checks; this run got the variable's name instead; nothing written")

@@ -14,15 +14,23 @@ on the controller: when a module run fails with a ``SyntaxError``, the
 interpreter it ran under is asked its version (one more command, only on
 that failure), and a version below the floor replaces the message with one
 that says what to do. Any other failure is returned as it was.
+
+Before the module runs, the action reads the options a task names variables for
+in ``option_vars`` (the ``vfio.migration.managed_host`` doc fragment): each
+variable as it is stored, so no host's worker compiles a template for it.
 """
 
 import re
 import shlex
+from collections.abc import Mapping
 
+from ansible.errors import AnsibleActionFail, AnsibleValueOmittedError
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
 from ansible_collections.vfio.migration.plugins.plugin_utils._ansible_internals import used_interpreter
+from ansible_collections.vfio.migration.plugins.plugin_utils._controller_action import play_variable
+from ansible_collections.vfio.migration.plugins.plugin_utils._data import plain
 
 # ansible-core 2.19 (meta/runtime.yml) runs modules on Python 3.8 and later
 MIN_PYTHON = (3, 8)
@@ -46,13 +54,66 @@ def _unparsed(result):
     return bool(result.get("failed")) and "SyntaxError" in output
 
 
+def kind_of(value):
+    """A value's kind as a playbook author knows it (Ansible's tagged containers are lists and dicts)."""
+    for kind in (str, list, Mapping, bool, int, float):
+        if isinstance(value, kind):
+            return "dict" if kind is Mapping else kind.__name__
+    return type(value).__name__
+
+
+def option_vars_args(args, allowed, task_vars, templar, module):
+    """``args`` with ``option_vars`` ({option: variable name}) replaced by the options it names, each variable
+    read as stored (:func:`play_variable`: a string is templated). A named option's value comes from its variable
+    whatever ``args`` has for it (as a templated argument in the task overrides ``module_defaults``, which
+    ansible-core has merged into ``args`` by now); a variable whose value templates to ``omit`` leaves the option
+    as ``args`` has it. Raises ``AnsibleActionFail`` naming what is wrong; the module is not run then."""
+    names = args.get("option_vars")
+    if names is None:
+        return args
+    if not isinstance(names, Mapping):
+        raise AnsibleActionFail("%s: option_vars must map option names to variable names, not %s"
+                                % (module, kind_of(names)))
+    args = dict(args)
+    del args["option_vars"]
+    for option, name in sorted(names.items()):
+        if option not in allowed:
+            raise AnsibleActionFail("%s: option_vars: %s is not an option that can be read from a variable (those "
+                                    "are %s)" % (module, option, ", ".join(allowed)))
+        if not isinstance(name, str) or not name:
+            raise AnsibleActionFail("%s: option_vars: %s must name a variable, not %r" % (module, option, name))
+        if name not in task_vars:
+            raise AnsibleActionFail("%s: option_vars: %s: the variable %s is not defined" % (module, option, name))
+        try:
+            args[option] = plain(play_variable(templar, task_vars, name))
+        except AnsibleValueOmittedError:
+            pass
+    return args
+
+
 class ModuleAction(ActionBase):
     """Runs the task's module as ansible-core's ``normal`` action does; explains a too-old host Python."""
 
     _supports_check_mode = True
     _supports_async = True
+    #: the module's fully qualified name, for messages
+    MODULE = ""
+    #: the module's options a task may read from variables through ``option_vars``
+    VAR_OPTIONS = ()
+
+    def module_args(self, args, task_vars):
+        """The arguments the module is run with (a subclass adds its own steps)."""
+        return option_vars_args(args, self.VAR_OPTIONS, task_vars, self._templar, self.MODULE)
+
+    def skip_reason(self, args):  # pylint: disable=unused-argument
+        """Why the module need not run with ``args`` (skipped on the controller, no connection), or None."""
+        return None
 
     def run(self, tmp=None, task_vars=None):
+        self._task.args = args = self.module_args(self._task.args, task_vars or {})
+        reason = self.skip_reason(args)
+        if reason:
+            return {"changed": False, "skipped": True, "skip_reason": reason}
         result = super(ModuleAction, self).run(tmp, task_vars)
         del tmp  # tmp no longer has any effect
         wrap_async = self._task.async_val and not self._connection.has_native_async

@@ -164,17 +164,15 @@ def test_process_cpu_times_the_main_process_per_task(tmp_path):
 def test_template_cost_times_the_roles_own_templates():
     """bench/template_cost.py reads the probe's and gathering's templates from the roles, and times each case."""
     from bench import template_cost
-    # the action reads the batch from the variable: no template of the probe reaches into the batches
-    assert not any("vfio_migration_batches" in t for t in template_cost.PROBE_ARGS)
-    assert template_cost.PROBE_BATCH_TEMPLATE not in template_cost.PROBE_ARGS
+    # option_vars and batches_var: the only template left in either task is its time limit
+    assert template_cost.PROBE_ARGS == [template_cost.PROBE_TIMEOUT]
+    assert template_cost.GATHER_ARGS == [template_cost.GATHER_TIMEOUT]
     assert template_cost.PROBE_WHEN is None  # an empty batch is skipped by the action, not by a conditional
-    assert not any("|" in t for t in template_cost.PROBE_ARGS)  # no filter on a per-host task
-    assert not any("|" in t for t in template_cost.GATHER_ARGS)
-    assert len(template_cost.GATHER_BEFORE) == len(template_cost.GATHER_ARGS) - 1
+    assert len(template_cost.GATHER_BEFORE) == len(template_cost.GATHER_OPTIONS) - 1
     res = template_cost.measure(repeat=2)
     assert set(res) == {label for label, dummy, dummy2 in template_cost.CASES}
     assert all(ms > 0 for ms in res.values())
-    assert "| probe: arguments (and when), as the role has them |" in template_cost.markdown(res, 2)
+    assert "| probe: as the role has it (its time limit) |" in template_cost.markdown(res, 2)
 
 
 def test_stdin_script_runs_scripts_of_the_asked_size_both_ways(tmp_path):

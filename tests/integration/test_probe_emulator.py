@@ -205,22 +205,26 @@ def test_an_empty_batch_is_skipped_without_asking_the_host(target, tmp_path):
     assert not ran.get("skipped") and "/nonexistent/python3" in json.dumps(ran), ran
 
 
-def _batches_play(target, tmp_path, batches, **probe_args):
-    """One play over ``target`` and ``gone`` (a host whose Python does not exist): the probe with
-    ``batches_var``, every result registered and written out; returns ``({host: result}, process)``."""
+def _batches_play(target, tmp_path, batches, play_vars=None, pre_tasks=(), env=None, **probe_args):
+    """One play over ``target`` and ``gone`` (a host whose Python does not exist): ``pre_tasks``, then the
+    probe with ``batches_var``, every result registered and written out; returns ``({host: result}, process)``.
+    ``play_vars`` are added to the play's; a probe argument given as None is left out; ``env`` is the run's."""
     inv = write_inventory(str(tmp_path / "hosts.json"), {
         "target": {"ansible_python_interpreter": os.environ["ANSIBLE_PYTHON_INTERPRETER"]},
         "gone": {"ansible_python_interpreter": "/nonexistent/python3"}})
     out = tmp_path / "results.json"
     args = dict({"sysfs_root": target["root"], "allow_non_sysfs": True, "batches_var": "fleet_batches"}, **probe_args)
+    args = {key: value for key, value in args.items() if value is not None}
     play = tmp_path / "play.yml"
-    play.write_text(json.dumps([{"hosts": "all", "gather_facts": False, "vars": {"fleet_batches": batches}, "tasks": [
+    tasks = list(pre_tasks) + [
         {"vfio.migration.migration_probe": args, "register": "r", "ignore_errors": True},
         {"ansible.builtin.copy": {"content": "{{ dict(ansible_play_hosts_all | zip(ansible_play_hosts_all "
                                              "| map('extract', hostvars, 'r'))) | to_json }}", "dest": str(out)},
          "delegate_to": "localhost", "run_once": True,
-         "vars": {"ansible_python_interpreter": os.environ["ANSIBLE_PYTHON_INTERPRETER"]}}]}]))
-    proc = playbook(inv, str(play))
+         "vars": {"ansible_python_interpreter": os.environ["ANSIBLE_PYTHON_INTERPRETER"]}}]
+    play.write_text(json.dumps([{"hosts": "all", "gather_facts": False,
+                                 "vars": dict(play_vars or {}, fleet_batches=batches), "tasks": tasks}]))
+    proc = playbook(inv, str(play), env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(out.read_text()), proc
 
@@ -260,6 +264,64 @@ def test_a_bad_batches_var_fails_on_the_controller_and_writes_nothing(target, tm
     for host in ("target", "gone"):  # gone's Python does not exist: failing there too, nothing reached a host
         assert results[host].get("failed") is True and "results" not in results[host], results[host]
         assert message.replace("'target'", repr(host)) in results[host]["msg"], results[host]
+    assert target["emu"].writes()[before:] == []
+
+
+def test_option_vars_read_each_option_from_its_variable(target, tmp_path):
+    """option_vars: the same writes and verdicts as the options given directly (the emulator is not sysfs: it
+    is refused unless allow_non_sysfs came through); a variable holding a template is templated. That the
+    module gets the timeout's value: test_bad_option_vars_fail_clearly_and_write_nothing (refused on the host)."""
+    mine = EVERY_RULE[:4]
+    direct = probe(target, mine, compact=True, timeout=3)["results"]
+    before = len(target["emu"].writes())
+    results, dummy = _batches_play(
+        target, tmp_path, {"target": mine},
+        play_vars={"lab_base": os.path.dirname(target["root"]), "lab_root": "{{ lab_base }}/sys",
+                   "lab_allow": True, "lab_timeout": 3},
+        sysfs_root=None, allow_non_sysfs=None, compact=True,
+        option_vars={"sysfs_root": "lab_root", "allow_non_sysfs": "lab_allow", "timeout": "lab_timeout"})
+    got = results["target"]
+    assert not got.get("failed") and got["results"] == direct, got
+    assert len(target["emu"].writes()) > before
+
+
+def test_the_probe_asks_in_the_tree_the_hosts_facts_were_read_from(target, tmp_path):
+    """Without sysfs_root the action gives the module the sysfs_root of this host's vfio_mdev facts
+    (as the matrix role's probe task does): the same verdicts as naming the tree (in /sys, this machine's,
+    none of these types exists)."""
+    mine = EVERY_RULE[:4]
+    gather = {"vfio.migration.mdev_facts": {"sysfs_root": target["root"], "use_udev": False, "query_qemu": False,
+                                            "persist": False},
+              "when": "inventory_hostname == 'target'"}
+    results, dummy = _batches_play(target, tmp_path, {"target": mine}, pre_tasks=[gather], sysfs_root=None,
+                                   compact=True)
+    got = results["target"]
+    assert not got.get("failed"), got
+    assert got["results"] == probe(target, mine, compact=True)["results"]
+    assert {r["status"] for r in got["results"]} != {"missing_type"}
+
+
+BAD_OPTION_VARS = {  # (option_vars, more play variables, the message)
+    "not defined": ({"timeout": "nosuch"}, {}, "option_vars: timeout: the variable nosuch is not defined"),
+    "not an option": ({"checks": "fleet_batches"}, {}, "option_vars: checks is not an option that can be read"),
+    "not a mapping": (["timeout"], {}, "option_vars must map option names to variable names, not list"),
+    "bad value, checked on the host": ({"timeout": "lab_timeout"}, {"lab_timeout": "soon"},
+                                       "argument 'timeout' is of type str"),
+    "timeout 0, refused on the host": ({"timeout": "lab_timeout"}, {"lab_timeout": 0},
+                                       "timeout must be a finite number > 0"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_OPTION_VARS))
+def test_bad_option_vars_fail_clearly_and_write_nothing(target, tmp_path, case):
+    option_vars, play_vars, message = BAD_OPTION_VARS[case]
+    before = len(target["emu"].writes())
+    results, dummy = _batches_play(target, tmp_path, {"target": EVERY_RULE[:2], "gone": EVERY_RULE[:2]},
+                                   play_vars=play_vars, option_vars=option_vars)
+    assert results["target"].get("failed") is True and not results["target"].get("results"), results["target"]
+    assert message in results["target"]["msg"], results["target"]
+    if "on the host" not in case:  # refused on the controller: the missing Python is never run
+        assert message in results["gone"]["msg"], results["gone"]
     assert target["emu"].writes()[before:] == []
 
 
