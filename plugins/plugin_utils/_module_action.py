@@ -76,7 +76,7 @@ def option_vars_args(args, allowed, task_vars, templar, module):
                                 % (module, kind_of(names)))
     args = dict(args)
     del args["option_vars"]
-    for option, name in sorted(names.items()):
+    for option, name in names.items():
         if option not in allowed:
             raise AnsibleActionFail("%s: option_vars: %s is not an option that can be read from a variable (those "
                                     "are %s)" % (module, option, ", ".join(allowed)))

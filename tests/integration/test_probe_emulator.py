@@ -205,10 +205,10 @@ def test_an_empty_batch_is_skipped_without_asking_the_host(target, tmp_path):
     assert not ran.get("skipped") and "/nonexistent/python3" in json.dumps(ran), ran
 
 
-def _batches_play(target, tmp_path, batches, play_vars=None, pre_tasks=(), env=None, **probe_args):
+def _batches_play(target, tmp_path, batches, play_vars=None, pre_tasks=(), **probe_args):
     """One play over ``target`` and ``gone`` (a host whose Python does not exist): ``pre_tasks``, then the
     probe with ``batches_var``, every result registered and written out; returns ``({host: result}, process)``.
-    ``play_vars`` are added to the play's; a probe argument given as None is left out; ``env`` is the run's."""
+    ``play_vars`` are added to the play's; a probe argument given as None is left out."""
     inv = write_inventory(str(tmp_path / "hosts.json"), {
         "target": {"ansible_python_interpreter": os.environ["ANSIBLE_PYTHON_INTERPRETER"]},
         "gone": {"ansible_python_interpreter": "/nonexistent/python3"}})
@@ -224,7 +224,7 @@ def _batches_play(target, tmp_path, batches, play_vars=None, pre_tasks=(), env=N
          "vars": {"ansible_python_interpreter": os.environ["ANSIBLE_PYTHON_INTERPRETER"]}}]
     play.write_text(json.dumps([{"hosts": "all", "gather_facts": False,
                                  "vars": dict(play_vars or {}, fleet_batches=batches), "tasks": tasks}]))
-    proc = playbook(inv, str(play), env=env)
+    proc = playbook(inv, str(play))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(out.read_text()), proc
 

@@ -50,6 +50,7 @@ def test_without_option_vars_the_arguments_are_untouched():
     ({"sysfs_root": "nosuch"}, "option_vars: sysfs_root: the variable nosuch is not defined"),
     ({"sysfs_root": ""}, "option_vars: sysfs_root must name a variable, not ''"),
     ({"timeout": 5}, "option_vars: timeout must name a variable, not 5"),
+    ({1: "root", "sysfs_root": "root"}, "option_vars: 1 is not an option that can be read from a variable"),
 ])
 def test_bad_option_vars_fail_naming_what_is_wrong(option_vars, message):
     with pytest.raises(AnsibleActionFail) as exc:
