@@ -405,7 +405,8 @@ def fleet_dir(shape, base=BUILD):
 
 def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, count_sizes=None,
                extra_env=None, log=print, reports_max=None, compare_collections=None, shape="mix",
-               trees=None, ssh=None, alternate=0, emulators=1, echo=False, timed_runs=True, ab_probe=None):
+               trees=None, ssh=None, alternate=0, emulators=1, echo=False, timed_runs=True, ab_probe=None,
+               emulator_nice=0):
     """Build the fleet once (max size), mount it once, and for each size run the floor and the
     readiness run (without and with reports) ``repeat`` times, interleaved; then a counting run.
 
@@ -417,6 +418,8 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
     ``emulators``: FUSE emulator processes, each serving the whole fleet at its own mount point;
     host ``i`` reads and writes through emulator ``i % emulators`` (one user-space process
     answering every host is a shared queue no real fleet has: each host has its own kernel).
+    ``emulator_nice``: the emulators' niceness change (negative: a FUSE request is served before
+    the module processes' next turn, as a kernel serves a sysfs store in the writer's own time).
     ``echo`` (dense shape): the alternating run also takes ``bench_probe_echo`` turns (``alternate_playbook``).
     ``timed_runs=False`` leaves out the floor and readiness runs (the alternating run alone).
     ``ab_probe`` (a git revision): the alternating run also takes turns of that revision's probe,
@@ -450,6 +453,7 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
     playbook = os.path.join(VENV_BIN, "ansible-playbook")
     count_sizes = set(sizes[:1] if count_sizes is None else count_sizes)
     out = {"forks": forks, "pipelining": pipelining, "extra_env": extra_env or {}, "shape": shape, "emulators": emulators,
+           "emulator_nice": emulator_nice,
            "connection": "ssh" if ssh else "local", "tree_build_seconds": round(build_seconds, 1), "sizes": []}
     if ssh:
         out["ssh_endpoints"] = len(ssh.ports)
@@ -467,7 +471,8 @@ def fleet_part(sizes, forks, reports, repeat, pipelining=False, workdir=BUILD, c
         return cmd
 
     with contextlib.ExitStack() as stack:
-        emus = [stack.enter_context(EmulatorMount(src, mnt if k == 0 else "%s-%d" % (mnt, k), writelogs[k], timeout=300))
+        emus = [stack.enter_context(EmulatorMount(src, mnt if k == 0 else "%s-%d" % (mnt, k), writelogs[k], timeout=300,
+                                                  nice=emulator_nice))
                 for k in range(emulators)]
         pid = [emu.proc.pid for emu in emus]
         mounts = [emu.mountpoint for emu in emus]

@@ -36,6 +36,14 @@ classes, 48 probe writes per target. ``ssh``: the hosts spread over
 ``--ssh-endpoints`` real sshd processes on 127.0.0.1 (``bench/sshd.py``),
 each inventory host with a connection of its own.
 
+With ``--repeat N`` the floor and readiness runs alternate N times; besides the
+ratio of the medians, each pair's own ratios (readiness / floor, gathering /
+1st ping, probe / 2nd ping) and their medians are printed: a pair's run and
+floor are minutes apart, the medians may come from different pairs.
+``--emulators`` and ``--emulator-nice`` change only the stand-in for the
+hosts' kernels: how many FUSE emulator processes serve the fleet, and their
+priority against the module processes.
+
 Results accumulate in ``build/bench/shapes.json`` (one entry per variant and
 size; a new run of the same variant and size replaces its entry), and the
 table of every entry is printed.
@@ -71,12 +79,13 @@ OUT = os.path.join(R.BUILD, "shapes.json")
 
 
 def run_variant(name, sizes, repeat=1, reports=True, ssh_endpoints=20, workdir=None, log=print, compare=None,
-                alternate=0, emulators=1, echo=False, timed_runs=True, ab_probe=None):
+                alternate=0, emulators=1, echo=False, timed_runs=True, ab_probe=None, emulator_nice=0):
     """One variant at ``sizes``: the fleet part's result plus the variant's settings.
 
     ``compare``: a collections path (``bench/snapshot.py``) whose readiness run is timed too, in the same run.
     ``alternate``: turns of the alternating run (a ping and the probe task, turn about; 0: none).
-    ``emulators``: FUSE emulator processes sharing the hosts (``bench/run.py: fleet_part``).
+    ``emulators``: FUSE emulator processes sharing the hosts (``bench/run.py: fleet_part``);
+    ``emulator_nice``: their niceness change (e.g. -10).
     ``echo``: the alternating run also takes ``bench_probe_echo`` turns; ``timed_runs=False``: that run alone.
     ``ab_probe``: a git revision whose probe the alternating run also takes turns of.
     """
@@ -88,7 +97,7 @@ def run_variant(name, sizes, repeat=1, reports=True, ssh_endpoints=20, workdir=N
     kwargs = dict(forks=v["forks"], reports=reports, repeat=repeat, pipelining=v["pipelining"], workdir=work,
                   count_sizes=[], log=log, shape=v["shape"], trees=trees, compare_collections=compare,
                   alternate=alternate, emulators=emulators, echo=echo, timed_runs=timed_runs,
-                  ab_probe=ab_probe)
+                  ab_probe=ab_probe, emulator_nice=emulator_nice)
     if v["ssh"]:
         with S.LoopbackSshd(work, ssh_endpoints) as ssh:
             res = R.fleet_part(sizes, ssh=ssh, **kwargs)
@@ -97,6 +106,14 @@ def run_variant(name, sizes, repeat=1, reports=True, ssh_endpoints=20, workdir=N
     res.update(variant=name, settings=v, machine_before=machine, load_after=R.machine()["loadavg"],
                seconds=round(time.monotonic() - t0, 1))
     return res
+
+
+def task_pairs(rec, task, ping):
+    """Each interleaved pair's own ``task / ping``: the readiness run's task against the floor's ping timed
+    minutes before it (the ratio of the medians divides times from different pairs)."""
+    floors, readies = rec["runs"].get("floor") or [], rec["runs"].get("readiness") or []
+    return [round(x["task_seconds"][task] / f["task_seconds"][ping], 3) for f, x in zip(floors, readies)
+            if task in x.get("task_seconds", {}) and f.get("task_seconds", {}).get(ping)]
 
 
 def rows(results):
@@ -114,10 +131,13 @@ def rows(results):
             out.append({
                 "variant": res["variant"], "shape": res["shape"], "connection": res["connection"],
                 "endpoints": res.get("ssh_endpoints"), "forks": res["forks"], "pipelining": res["pipelining"],
-                "emulators": res.get("emulators", 1), "timed": bool(floor),
+                "emulators": res.get("emulators", 1), "emulator_nice": res.get("emulator_nice", 0),
+                "timed": bool(floor),
                 "hosts": rec["hosts"], "vms": rec.get("vms"), "floor_s": floor.get("wall"),
                 "readiness_s": ready.get("wall"), "ratio": ready.get("ratio_wall"),
                 "pairs": ready.get("pairs_wall"),
+                "gather_pairs": task_pairs(rec, "gather", "ping_first"),
+                "probe_pairs": task_pairs(rec, "probe", "ping_second"),
                 "ratio_cpu": ready.get("ratio_cpu_all"),
                 "reports_s": full.get("wall"), "ratio_reports": full.get("ratio_wall"),
                 "ping_first_s": floor.get("ping_first"), "gather_s": ready.get("gather"),
@@ -156,6 +176,14 @@ def _f(x, fmt="%.2f"):
     return "-" if x is None else fmt % x
 
 
+def _median(xs):
+    return _f(statistics.median(xs) if xs else None)
+
+
+def _emulators(r):
+    return "%d" % r["emulators"] + (", nice %+d" % r["emulator_nice"] if r.get("emulator_nice") else "")
+
+
 def markdown(results):
     lines = ["Wall time (the targets: readiness <= 1.3x the floor, probe <= 1.15x a ping):", "",
              "| variant | connection | forks | pipelining | emulators | hosts | VMs | floor s | readiness s "
@@ -167,22 +195,25 @@ def markdown(results):
         if not r["timed"]:
             continue
         conn = r["connection"] if r["connection"] == "local" else "ssh, %d sshd" % r["endpoints"]
-        lines.append("| %s | %s | %d | %s | %d | %d | %s | %.1f | %.1f | **%.2f** | %s | %.1f | %s | %s | %.1f | %s "
+        lines.append("| %s | %s | %d | %s | %s | %d | %s | %.1f | %.1f | **%.2f** | %s | %.1f | %s | %s | %.1f | %s "
                      "| **%s** | %d | %s |" % (
-                         r["variant"], conn, r["forks"], "yes" if r["pipelining"] else "no", r["emulators"], r["hosts"],
+                         r["variant"], conn, r["forks"], "yes" if r["pipelining"] else "no", _emulators(r), r["hosts"],
                          r["vms"], r["floor_s"], r["readiness_s"], r["ratio"], _f(r["ratio_reports"]),
                          r["ping_first_s"], _f(r["gather_s"], "%.1f"), _f(r["gather_per_ping"]), r["ping_second_s"],
                          _f(r["probe_s"], "%.1f"), _f(r["probe_per_ping"]), r["writes_per_target"], r["load"]))
     repeated = [r for r in rows(results) if r["timed"] and len(r["pairs"] or ()) > 1]
     if repeated:
         lines += ["", "Each interleaved floor and readiness pair on its own (``--repeat``; the table above divides "
-                      "the median times):", "",
-                  "| variant | hosts | pairs | readiness / floor, each pair | median of the pairs | lowest | highest |",
-                  "|---|---:|---:|---|---:|---:|---:|"]
+                      "the median times, which may come from different pairs):", "",
+                  "| variant | hosts | pairs | readiness / floor, each pair | median of the pairs | lowest | highest "
+                  "| gather / 1st ping, each pair | median | probe / 2nd ping, each pair | median |",
+                  "|---|---:|---:|---|---:|---:|---:|---|---:|---|---:|"]
         for r in repeated:
-            lines.append("| %s | %d | %d | %s | **%.2f** | %.2f | %.2f |" % (
+            lines.append("| %s | %d | %d | %s | **%.2f** | %.2f | %.2f | %s | %s | %s | **%s** |" % (
                 r["variant"], r["hosts"], len(r["pairs"]), ", ".join("%.2f" % x for x in r["pairs"]),
-                statistics.median(r["pairs"]), min(r["pairs"]), max(r["pairs"])))
+                statistics.median(r["pairs"]), min(r["pairs"]), max(r["pairs"]),
+                ", ".join("%.2f" % x for x in r["gather_pairs"]), _median(r["gather_pairs"]),
+                ", ".join("%.2f" % x for x in r["probe_pairs"]), _median(r["probe_pairs"])))
     lines += ["", "CPU time (every process the run caused, the emulator's and the sshd sessions' included; "
                   "per task where the modules are the controller's descendants):", "",
               "| variant | hosts | readiness / floor | gather / 1st ping | probe / 2nd ping "
@@ -201,8 +232,8 @@ def markdown(results):
                   "| gather / ping, wall | CPU | echo / ping, wall | CPU |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in alternated:
-            lines.append("| %s | %d | %d | %d | **%s** | %s | %s | %s | %s | %s | %s |" % (
-                r["variant"], r["emulators"], r["hosts"], r["alt_turns"], _f(r["alt_probe_per_ping"]),
+            lines.append("| %s | %s | %d | %d | **%s** | %s | %s | %s | %s | %s | %s |" % (
+                r["variant"], _emulators(r), r["hosts"], r["alt_turns"], _f(r["alt_probe_per_ping"]),
                 _f(r["alt_probe_per_ping_cpu"]), _f(r["alt_probe_per_ping_cpu_host"]), _f(r["alt_gather_per_ping"]),
                 _f(r["alt_gather_per_ping_cpu"]), _f(r["alt_echo_per_ping"]), _f(r["alt_echo_per_ping_cpu"])))
     ab = [r for r in rows(results) if r["ab_probe"]]
@@ -244,6 +275,8 @@ def main(argv=None):
                     help="turns of the alternating run, a ping and the probe task turn about (0: none)")
     ap.add_argument("--emulators", type=int, default=1,
                     help="FUSE emulator processes sharing the hosts (host i on emulator i %% N)")
+    ap.add_argument("--emulator-nice", type=int, default=0, metavar="N",
+                    help="niceness change of the emulator processes (negative: served before the module processes)")
     ap.add_argument("--echo", action="store_true",
                     help="dense shape: the alternating run also runs bench/library/bench_probe_echo.py each turn")
     ap.add_argument("--alternate-only", action="store_true", help="no floor and readiness runs, the alternating run alone")
@@ -274,8 +307,10 @@ def main(argv=None):
             res = run_variant(name, [n], args.repeat, not args.no_reports, endpoints,
                               log=lambda *a: print(*a, flush=True), compare=args.compare,
                               alternate=args.alternate, emulators=args.emulators, echo=args.echo,
-                              timed_runs=not args.alternate_only, ab_probe=args.ab_probe)
+                              timed_runs=not args.alternate_only, ab_probe=args.ab_probe,
+                              emulator_nice=args.emulator_nice)
             key = "%s@%d" % (name, n) + ("/%de" % args.emulators if args.emulators > 1 else "") + \
+                ("/nice%d" % args.emulator_nice if args.emulator_nice else "") + \
                 ("/alternate" if args.alternate_only else "")
             results[key] = res
             os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -24,16 +24,17 @@ from bench import sshd as S
 from tests.emulator.mount import fuse_unavailable
 
 N = 5
+NICE = -5 if os.geteuid() == 0 else 5
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _variant(tmp_path_factory, name, endpoints=2, emulators=1, echo=False, ab_probe=None):
+def _variant(tmp_path_factory, name, endpoints=2, emulators=1, echo=False, ab_probe=None, emulator_nice=0):
     if fuse_unavailable():
         pytest.skip(fuse_unavailable())
     work = str(tmp_path_factory.mktemp("shapes") / name)
     return shapes.run_variant(name, [N], repeat=1, reports=False, ssh_endpoints=endpoints, workdir=work,
                               log=lambda *a: None, alternate=1, emulators=emulators, echo=echo,
-                              ab_probe=ab_probe), work
+                              ab_probe=ab_probe, emulator_nice=emulator_nice), work
 
 
 def _head():
@@ -47,8 +48,9 @@ def _head():
 
 @pytest.fixture(scope="module")
 def dense(tmp_path_factory):
-    # the shape, with pipelining, its hosts shared by two emulator processes; the probe also A/B against HEAD's
-    return _variant(tmp_path_factory, "dense-f10-pipe", emulators=2, echo=True, ab_probe=_head())
+    # the shape, with pipelining, its hosts shared by two emulator processes (served before the module
+    # processes: a negative niceness needs root); the probe also A/B against HEAD's
+    return _variant(tmp_path_factory, "dense-f10-pipe", emulators=2, echo=True, ab_probe=_head(), emulator_nice=NICE)
 
 
 def _sshd_start_problem(tmp_path_factory):
@@ -120,15 +122,24 @@ def test_dense_shape_ratios_and_task_comparison(dense):
     assert len(echo) == 1 and rec["alternate"]["echo_per_ping_wall"] > 0
     command = rec["alternate"]["command"]
     assert command.startswith("ANSIBLE_LIBRARY=bench/library") and " ANSIBLE_ACTION_PLUGINS=bench/action_plugins " in command
-    assert "| dense-f10-pipe | local | 10 | yes | 2 | %d |" % N in shapes.markdown({"dense-f10-pipe@%d" % N: res})
+    assert res["emulator_nice"] == NICE
+    assert "| dense-f10-pipe | local | 10 | yes | 2, nice %+d | %d |" % (NICE, N) in shapes.markdown({"dense-f10-pipe@%d" % N: res})
     # one pair: its own ratio is the ratio of the medians; no table of pairs for a single one
     assert ready["pairs_wall"] == [pytest.approx(ready["ratio_wall"], abs=0.002)]
+    row = shapes.rows({"dense-f10-pipe@%d" % N: res})[0]
+    assert row["probe_pairs"] == [pytest.approx(ready["probe_per_ping"], abs=0.002)]
+    assert row["gather_pairs"] == [pytest.approx(ready["gather_per_ping"], abs=0.002)]
     assert "each pair" not in shapes.markdown({"dense-f10-pipe@%d" % N: res})
     # with --repeat, every pair's own ratio, their median and range
     again = copy.deepcopy(res)
     again["sizes"][0]["readiness"]["pairs_wall"] = [1.34, 1.21, 1.26]
+    runs = again["sizes"][0]["runs"]
+    runs["floor"], runs["readiness"] = runs["floor"] * 3, [copy.deepcopy(runs["readiness"][0]) for dummy in range(3)]
+    for run, ratio in zip(runs["readiness"], (1.10, 1.30, 1.05)):  # each probe against its own pair's ping
+        run["task_seconds"]["probe"] = ratio * runs["floor"][0]["task_seconds"]["ping_second"]
     assert "| dense-f10-pipe | %d | 3 | 1.34, 1.21, 1.26 | **1.26** | 1.21 | 1.34 |" % N in shapes.markdown(
         {"dense-f10-pipe@%d" % N: again})
+    assert "| 1.10, 1.30, 1.05 | **1.10** |" in shapes.markdown({"dense-f10-pipe@%d" % N: again})
     # the A/B turn: the probe with HEAD's module_utils, under its own name, beside this checkout's
     alt = rec["alternate"]
     if alt.get("ab_probe"):

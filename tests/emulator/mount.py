@@ -74,15 +74,18 @@ class EmulatorMount(object):
     Entering starts ``sysfs_emulator.py`` and waits (up to ``timeout``
     seconds) until the mount answers; leaving unmounts (lazily if busy) and
     stops the process. ``stderr`` is passed to the child (default: inherit).
+    ``nice``: the process's niceness change (negative needs root), set before it
+    starts so every FUSE worker thread has it.
     """
 
-    def __init__(self, source, mountpoint, log, timeout=10.0, stderr=None, extra_args=()):
+    def __init__(self, source, mountpoint, log, timeout=10.0, stderr=None, extra_args=(), nice=0):
         self.source = os.path.abspath(source)
         self.mountpoint = os.path.abspath(mountpoint)
         self.log = os.path.abspath(log)
         self.timeout = timeout
         self.stderr = stderr
         self.extra_args = list(extra_args)
+        self.nice = nice
         self.proc = None
 
     @property
@@ -94,7 +97,9 @@ class EmulatorMount(object):
         os.makedirs(self.mountpoint, exist_ok=True)
         if is_mounted(self.mountpoint):
             raise RuntimeError("%s is already a mount point" % self.mountpoint)
-        self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stderr=self.stderr)
+        nice = self.nice
+        self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stderr=self.stderr,
+                                     preexec_fn=(lambda: os.nice(nice)) if nice else None)
         deadline = time.monotonic() + self.timeout
         while not os.path.ismount(self.mountpoint):
             code = self.proc.poll()

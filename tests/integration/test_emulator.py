@@ -419,6 +419,16 @@ def test_unmount_releases_a_hanging_writer(source, tmp_path):
     assert [e["errno_name"] for e in mount.writes(rel)] == ["EIO"]
 
 
+def test_nice_reaches_every_thread_of_the_emulator(source, tmp_path):
+    """The bench's --emulator-nice: set before the process starts, so the FUSE worker threads have it too."""
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    with EmulatorMount(source, str(tmp_path / "mnt"), str(tmp_path / "log"), nice=3) as mount:
+        assert show(gvt(mount, GVT_TYPES + "/i915-GVTg_V5_4/version")) == (V5_4 + "\n").encode()
+        tids = [int(t) for t in os.listdir("/proc/%d/task" % mount.proc.pid)]
+        assert len(tids) > 1  # the main thread and at least one that served the read
+        assert {os.getpriority(os.PRIO_PROCESS, tid) for tid in tids} == {min(own + 3, 19)}
+
+
 def test_bad_rules_stop_the_emulator_at_start(tmp_path):
     h = Host(tmp_path / "src" / "h")
     h.attr("devices/x/version", {"rule": "no-such-rule", "self": "v"})
