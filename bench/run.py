@@ -372,7 +372,9 @@ def alternate_summary(tasks):
         if abs_ and probes:
             # the other revision's probe against this checkout's, turn by turn
             out["probe_per_ab_" + key] = round(median([value(p) / value(a) for p, a in zip(probes, abs_)]), 3)
+    # each turn's own ratio (the ratios above divide medians, which may come from different turns)
     out["pairs_wall"] = [round(q["seconds"] / p["seconds"], 3) for p, q in zip(pings, probes)]
+    out["gather_pairs_wall"] = [round(g["seconds"] / p["seconds"], 3) for p, g in zip(pings, gathers)]
     if abs_:
         out["ab_pairs_wall"] = [round(p["seconds"] / a["seconds"], 3) for p, a in zip(probes, abs_)]
     return out

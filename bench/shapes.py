@@ -162,6 +162,8 @@ def rows(results):
                 "alt_probe_per_ab_cpu": alt.get("probe_per_ab_cpu") if local else None,
                 "alt_probe_per_ab_cpu_host": alt.get("probe_per_ab_cpu_host") if local else None,
                 "alt_ab_pairs": alt.get("ab_pairs_wall"),
+                "alt_probe_pairs": alt.get("pairs_wall") or [],
+                "alt_gather_pairs": alt.get("gather_pairs_wall") or [],
                 "compare_ratio": (rec.get("readiness@compare") or {}).get("ratio_wall"),
                 "compare_probe_per_ping": (rec.get("readiness@compare") or {}).get("probe_per_ping"),
                 "compare_probe_per_ping_cpu": (rec.get("readiness@compare") or {}).get("probe_per_ping_cpu")
@@ -227,15 +229,19 @@ def markdown(results):
             _f(r["gather_per_ping_cpu_host"]), _f(r["probe_per_ping_cpu_host"])))
     alternated = [r for r in rows(results) if r["alt_turns"]]
     if alternated:
-        lines += ["", "Gathering and the probe task against a ping, taken turn about in one run (median of the turns):",
+        lines += ["", "Gathering and the probe task against a ping, taken turn about in one run (the median times of "
+                  "the turns divided; then each turn's own ratio against the ping just before it, and their median):",
                   "", "| variant | emulators | hosts | turns | probe / ping, wall | CPU | CPU, emulator left out "
-                  "| gather / ping, wall | CPU | echo / ping, wall | CPU |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| gather / ping, wall | CPU | echo / ping, wall | CPU | probe / ping, each turn | median "
+                  "| gather / ping, each turn | median |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|"]
         for r in alternated:
-            lines.append("| %s | %s | %d | %d | **%s** | %s | %s | %s | %s | %s | %s |" % (
+            lines.append("| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | **%s** | %s | %s |" % (
                 r["variant"], _emulators(r), r["hosts"], r["alt_turns"], _f(r["alt_probe_per_ping"]),
                 _f(r["alt_probe_per_ping_cpu"]), _f(r["alt_probe_per_ping_cpu_host"]), _f(r["alt_gather_per_ping"]),
-                _f(r["alt_gather_per_ping_cpu"]), _f(r["alt_echo_per_ping"]), _f(r["alt_echo_per_ping_cpu"])))
+                _f(r["alt_gather_per_ping_cpu"]), _f(r["alt_echo_per_ping"]), _f(r["alt_echo_per_ping_cpu"]),
+                ", ".join("%.2f" % x for x in r["alt_probe_pairs"]), _median(r["alt_probe_pairs"]),
+                ", ".join("%.2f" % x for x in r["alt_gather_pairs"]), _median(r["alt_gather_pairs"])))
     ab = [r for r in rows(results) if r["ab_probe"]]
     if ab:
         lines += ["", "This checkout's probe against another revision's, turn about in the same run (``--ab-probe``; "

@@ -100,6 +100,11 @@ def _check_ratios(res, forks, pipelining):
     assert actions.index("vfio.migration.mdev_facts") < actions.index("ansible.builtin.ping") < \
         actions.index("vfio.migration.migration_probe")
     assert alt["probe_per_ping_wall"] == pytest.approx(alt["probe_wall"] / alt["ping_wall"], rel=1e-2)
+    # one turn: its own ratios are the ratios of the medians, and the table shows them turn by turn
+    assert alt["pairs_wall"] == [pytest.approx(alt["probe_per_ping_wall"], abs=0.002)]
+    assert alt["gather_pairs_wall"] == [pytest.approx(alt["gather_per_ping_wall"], abs=0.002)]
+    assert "| %.2f | **%.2f** | %.2f | %.2f |" % (alt["pairs_wall"][0], alt["pairs_wall"][0], alt["gather_pairs_wall"][0],
+                                                 alt["gather_pairs_wall"][0]) in shapes.markdown({"x@%d" % N: res})
     return rec
 
 
