@@ -103,8 +103,9 @@ def _check_ratios(res, forks, pipelining):
     # one turn: its own ratios are the ratios of the medians, and the table shows them turn by turn
     assert alt["pairs_wall"] == [pytest.approx(alt["probe_per_ping_wall"], abs=0.002)]
     assert alt["gather_pairs_wall"] == [pytest.approx(alt["gather_per_ping_wall"], abs=0.002)]
-    assert "| %.2f | **%.2f** | %.2f | %.2f |" % (alt["pairs_wall"][0], alt["pairs_wall"][0], alt["gather_pairs_wall"][0],
-                                                 alt["gather_pairs_wall"][0]) in shapes.markdown({"x@%d" % N: res})
+    turn, gather_turn = alt["pairs_wall"][0], alt["gather_pairs_wall"][0]
+    assert "| %.2f | **%.2f** | %.2f | %.2f |" % (turn, turn, gather_turn, gather_turn) in shapes.markdown(
+        {"x@%d" % N: res})
     return rec
 
 
