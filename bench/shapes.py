@@ -178,6 +178,10 @@ def _f(x, fmt="%.2f"):
     return "-" if x is None else fmt % x
 
 
+def _ratios(xs):
+    return ", ".join("%.2f" % x for x in xs or [])
+
+
 def _median(xs):
     return _f(statistics.median(xs) if xs else None)
 
@@ -212,10 +216,10 @@ def markdown(results):
                   "|---|---:|---:|---|---:|---:|---:|---|---:|---|---:|"]
         for r in repeated:
             lines.append("| %s | %d | %d | %s | **%.2f** | %.2f | %.2f | %s | %s | %s | **%s** |" % (
-                r["variant"], r["hosts"], len(r["pairs"]), ", ".join("%.2f" % x for x in r["pairs"]),
+                r["variant"], r["hosts"], len(r["pairs"]), _ratios(r["pairs"]),
                 statistics.median(r["pairs"]), min(r["pairs"]), max(r["pairs"]),
-                ", ".join("%.2f" % x for x in r["gather_pairs"]), _median(r["gather_pairs"]),
-                ", ".join("%.2f" % x for x in r["probe_pairs"]), _median(r["probe_pairs"])))
+                _ratios(r["gather_pairs"]), _median(r["gather_pairs"]),
+                _ratios(r["probe_pairs"]), _median(r["probe_pairs"])))
     lines += ["", "CPU time (every process the run caused, the emulator's and the sshd sessions' included; "
                   "per task where the modules are the controller's descendants):", "",
               "| variant | hosts | readiness / floor | gather / 1st ping | probe / 2nd ping "
@@ -240,8 +244,8 @@ def markdown(results):
                 r["variant"], _emulators(r), r["hosts"], r["alt_turns"], _f(r["alt_probe_per_ping"]),
                 _f(r["alt_probe_per_ping_cpu"]), _f(r["alt_probe_per_ping_cpu_host"]), _f(r["alt_gather_per_ping"]),
                 _f(r["alt_gather_per_ping_cpu"]), _f(r["alt_echo_per_ping"]), _f(r["alt_echo_per_ping_cpu"]),
-                ", ".join("%.2f" % x for x in r["alt_probe_pairs"]), _median(r["alt_probe_pairs"]),
-                ", ".join("%.2f" % x for x in r["alt_gather_pairs"]), _median(r["alt_gather_pairs"])))
+                _ratios(r["alt_probe_pairs"]), _median(r["alt_probe_pairs"]),
+                _ratios(r["alt_gather_pairs"]), _median(r["alt_gather_pairs"])))
     ab = [r for r in rows(results) if r["ab_probe"]]
     if ab:
         lines += ["", "This checkout's probe against another revision's, turn about in the same run (``--ab-probe``; "
@@ -252,7 +256,7 @@ def markdown(results):
             lines.append("| %s | %d | %d | %s | %s | **%s** | %s | %s | %s |" % (
                 r["variant"], r["hosts"], r["alt_turns"], r["ab_probe"], _f(r["alt_ab_per_ping"]),
                 _f(r["alt_probe_per_ab"]), _f(r["alt_probe_per_ab_cpu"]), _f(r["alt_probe_per_ab_cpu_host"]),
-                ", ".join("%.2f" % x for x in r["alt_ab_pairs"] or [])))
+                _ratios(r["alt_ab_pairs"])))
     compared = [r for r in rows(results) if r["compare_ratio"] is not None]
     if compared:
         lines += ["", "The same run with the compared collection (``--compare``):", "",
